@@ -1,0 +1,75 @@
+import { createAccount, createOperator, createUser, type KeyPair } from '@nats-io/nkeys'
+import { encodeAccount, encodeOperator, encodeUser, fmtCreds, type Account } from '@nats-io/jwt'
+
+/** Every limit unlimited: without limits an account admits no connection at all (protocol.md §4.11). */
+export const UNLIMITED = {
+  subs: -1,
+  data: -1,
+  payload: -1,
+  imports: -1,
+  exports: -1,
+  wildcards: true,
+  conn: -1,
+  leaf: -1,
+} as const
+
+export interface OperatorIdentity {
+  name: string
+  kp: KeyPair
+  signingKp: KeyPair
+  jwt: string
+  systemAccount: AccountIdentity
+}
+
+export interface AccountIdentity {
+  name: string
+  kp: KeyPair
+  id: string
+  jwt: string
+}
+
+export interface UserIdentity {
+  name: string
+  kp: KeyPair
+  jwt: string
+  creds: string
+}
+
+/**
+ * An operator with one signing key and its system account, as `nsc init` would make them. The system
+ * account is signed by the operator signing key.
+ */
+export async function newOperator(name: string, opts: { strict?: boolean } = {}): Promise<OperatorIdentity> {
+  const kp = createOperator()
+  const signingKp = createOperator()
+  const sysKp = createAccount()
+  const jwt = await encodeOperator(name, kp, {
+    signing_keys: [signingKp.getPublicKey()],
+    system_account: sysKp.getPublicKey(),
+    ...(opts.strict ? { strict_signing_key_usage: true } : {}),
+  } as Record<string, unknown>)
+  const op = { name, kp, signingKp, jwt } as OperatorIdentity
+  op.systemAccount = await newAccount(op, 'SYS', {}, sysKp)
+  return op
+}
+
+/** An account signed by the operator's signing key, unlimited unless `nats` says otherwise. */
+export async function newAccount(
+  op: Pick<OperatorIdentity, 'signingKp'>,
+  name: string,
+  nats: Partial<Account> = {},
+  kp: KeyPair = createAccount(),
+): Promise<AccountIdentity> {
+  const jwt = await encodeAccount(name, kp, { limits: { ...UNLIMITED }, ...nats }, { signer: op.signingKp })
+  return { name, kp, id: kp.getPublicKey(), jwt }
+}
+
+/**
+ * A user signed directly by the account's identity key: until the system account resolves, a server admits
+ * only such users of it (protocol.md §8, SYS bootstrap).
+ */
+export async function newUser(account: AccountIdentity, name: string): Promise<UserIdentity> {
+  const kp = createUser()
+  const jwt = await encodeUser(name, kp, account.kp)
+  return { name, kp, jwt, creds: new TextDecoder().decode(fmtCreds(jwt, kp)) }
+}

@@ -1,0 +1,55 @@
+import {
+  decodeJwt,
+  deepFreeze,
+  envReader,
+  readLogLevel,
+  readNatsConfig,
+  readTrustAnchor,
+  type Env,
+  type EnvReader,
+  type LogLevel,
+  type NatsConfig,
+  type TrustAnchor,
+} from '../../shared/index.ts'
+
+export interface ResolverConfig {
+  nats: NatsConfig
+  logLevel: LogLevel
+  dataDir: string
+  /** Stored at start, so a fresh store can serve the system account. */
+  systemAccountJwt: string | undefined
+  trust: TrustAnchor | undefined
+  cacheSize: number
+}
+
+/** SYSTEM_ACCOUNT_JWT must be a validly signed account JWT, and the operator's system account if we know it. */
+function readSystemAccountJwt(r: EnvReader, trust: TrustAnchor | undefined): string | undefined {
+  const file = r.optionalFile('SYSTEM_ACCOUNT_JWT')
+  if (file === undefined) return undefined
+  try {
+    const { claims } = decodeJwt(file.text.trim())
+    if (claims.nats.type !== 'account') throw new Error(`type is ${String(claims.nats.type)}`)
+    if (trust?.systemAccount !== undefined && claims.sub !== trust.systemAccount) {
+      throw new Error(`it is ${claims.sub}, the operator's system account is ${trust.systemAccount}`)
+    }
+    return file.text.trim()
+  } catch (e) {
+    r.problem('SYSTEM_ACCOUNT_JWT', `${file.path} is not the system account jwt (${(e as Error).message})`)
+    return undefined
+  }
+}
+
+export function loadResolverConfig(env: Env): ResolverConfig {
+  const r = envReader(env)
+  const config: ResolverConfig = {
+    nats: readNatsConfig(r),
+    logLevel: readLogLevel(r),
+    dataDir: r.path('RESOLVER_DATA_DIR', './.data/resolver'),
+    systemAccountJwt: undefined,
+    trust: readTrustAnchor(r, false),
+    cacheSize: r.integer('RESOLVER_CACHE_SIZE', 100_000, 0, 100_000_000),
+  }
+  config.systemAccountJwt = readSystemAccountJwt(r, config.trust)
+  r.assertValid()
+  return deepFreeze(config)
+}

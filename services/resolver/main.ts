@@ -1,0 +1,19 @@
+import { connectSystem, createLogger, MeshService, runUntilStopped, startup } from '../../shared/index.ts'
+import { AccountStore } from './account-store.ts'
+import { loadResolverConfig } from './config.ts'
+import { addLookupEndpoint } from './lookup.ts'
+import { storeSystemAccount } from './system-account.ts'
+
+startup('resolver', async () => {
+  const config = loadResolverConfig(process.env)
+  const log = createLogger(config.logLevel, 'resolver')
+  const store = await AccountStore.open(config.dataDir, { cacheSize: config.cacheSize })
+  if (config.systemAccountJwt !== undefined) await storeSystemAccount(store, config.systemAccountJwt, log)
+  const nc = await connectSystem(config.nats, log, 'resolver')
+  const service = await MeshService.start(nc, log, {
+    name: 'resolver',
+    description: 'Account JWT store: answers nats-server account lookups, updates, list, delete and pack',
+  })
+  addLookupEndpoint(service, store)
+  await runUntilStopped({ log, service, nc, closers: [() => store.close()] })
+})

@@ -1,0 +1,28 @@
+export { AppError, ErrorCode, errors, appErrorFrom } from './errors.ts'
+export { envReader, deepFreeze, isConfigError, LOG_LEVELS } from './env.ts'
+export type { Env, EnvReader, LogLevel } from './env.ts'
+export { createLogger } from './log.ts'
+export type { Logger } from './log.ts'
+export { connectSystem, readNatsConfig } from './nats.ts'
+export type { NatsConfig, NatsConnection } from './nats.ts'
+export {
+  decodeJwt,
+  peekClaims,
+  checkValidity,
+  isExpired,
+  nowSeconds,
+  goJti,
+  signJwt,
+  MAX_JWT_BYTES,
+  JwtAlgorithm,
+} from './jwt.ts'
+export type { Claims, DecodedJwt } from './jwt.ts'
+export { isAccountKey, isOperatorKey, isPublicKey, KeyRole } from './nkey.ts'
+export { trustAnchorFrom, readTrustAnchor } from './operator.ts'
+export type { TrustAnchor } from './operator.ts'
+export { subjects, PACK_QUEUE, accountOfRequestSubject } from './subjects.ts'
+export { MeshService } from './service.ts'
+export type { EndpointSpec, Reply, ErrorReply } from './service.ts'
+export { runUntilStopped } from './run.ts'
+export { readLogLevel, startup } from './startup.ts'
+export { VERSION } from './version.ts'

@@ -1,0 +1,140 @@
+import { createHash } from 'node:crypto'
+import type { KeyPair } from '@nats-io/nkeys'
+import { errors } from './errors.ts'
+import { isPublicKey, KeyRole, verifyNkeySignature } from './nkey.ts'
+
+/** nats-server refuses claims larger than this (protocol.md §4.1). */
+export const MAX_JWT_BYTES = 1_048_576
+
+export const JwtAlgorithm = { v1: 'ed25519', v2: 'ed25519-nkey' } as const
+
+/** The standard claims every NATS JWT carries, with the NATS-specific part left open. */
+export interface Claims<N = Record<string, unknown>> {
+  jti?: string
+  iat: number
+  iss: string
+  sub: string
+  name?: string
+  aud?: string
+  exp?: number
+  nbf?: number
+  nats: N & { type?: string; version?: number }
+}
+
+export interface DecodedJwt<N = Record<string, unknown>> {
+  token: string
+  header: { typ: string; alg: string }
+  claims: Claims<N>
+}
+
+const SEGMENT = /^[A-Za-z0-9_-]+$/
+
+function segmentJson(seg: string, what: string): Record<string, unknown> {
+  if (!SEGMENT.test(seg) || seg.length % 4 === 1) throw errors.jwtMalformed(`${what} is not base64url without padding`)
+  let value: unknown
+  try {
+    value = JSON.parse(Buffer.from(seg, 'base64url').toString('utf8'))
+  } catch {
+    throw errors.jwtMalformed(`${what} is not JSON`)
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw errors.jwtMalformed(`${what} is not a JSON object`)
+  }
+  return value as Record<string, unknown>
+}
+
+const isTime = (v: unknown) => v === undefined || (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0)
+
+/**
+ * Decodes a NATS JWT and checks its shape and signature, not what it grants: size, three segments, header,
+ * standard claim types, an issuer that is a public nkey, and an Ed25519 signature by that issuer.
+ */
+export function decodeJwt<N = Record<string, unknown>>(token: string): DecodedJwt<N> {
+  const size = Buffer.byteLength(token)
+  if (size > MAX_JWT_BYTES) throw errors.jwtTooLarge(size, MAX_JWT_BYTES)
+  const parts = token.split('.')
+  if (parts.length !== 3) throw errors.jwtMalformed(`expected 3 chunks, got ${parts.length}`)
+  const [h, p, s] = parts as [string, string, string]
+  const header = segmentJson(h, 'header')
+  const typ = String(header.typ ?? '').toUpperCase()
+  const alg = String(header.alg ?? '').toLowerCase()
+  if (typ !== 'JWT') throw errors.jwtMalformed('header typ is not JWT')
+  if (alg !== JwtAlgorithm.v1 && alg !== JwtAlgorithm.v2) throw errors.jwtMalformed(`unsupported algorithm ${alg}`)
+  const claims = segmentJson(p, 'payload')
+  if (typeof claims.iss !== 'string' || !/^[OA]/.test(claims.iss) || !isPublicKey(claims.iss, claims.iss[0] as KeyRole)) {
+    throw errors.jwtMalformed('issuer is not an operator or account public key')
+  }
+  if (typeof claims.sub !== 'string' || claims.sub === '') throw errors.jwtMalformed('subject is missing')
+  if (!isTime(claims.iat) || !isTime(claims.exp) || !isTime(claims.nbf)) {
+    throw errors.jwtMalformed('iat, exp and nbf must be whole seconds')
+  }
+  if (typeof claims.nats !== 'object' || claims.nats === null || Array.isArray(claims.nats)) {
+    throw errors.jwtMalformed('nats claims are missing')
+  }
+  if (!SEGMENT.test(s)) throw errors.jwtMalformed('signature is not base64url')
+  const signed = alg === JwtAlgorithm.v2 ? `${h}.${p}` : p
+  if (!verifyNkeySignature(claims.iss, Buffer.from(signed, 'ascii'), Buffer.from(s, 'base64url'))) {
+    throw errors.jwtBadSignature()
+  }
+  claims.iat ??= 0
+  return { token, header: { typ, alg }, claims: claims as unknown as Claims<N> }
+}
+
+/** Reads the claims of a token we produced or already validated, without checking anything. */
+export function peekClaims<N = Record<string, unknown>>(token: string): Claims<N> {
+  const payload = token.split('.')[1] ?? ''
+  return JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Claims<N>
+}
+
+/** Time checks of protocol.md §4.8; `now` in seconds. */
+export function checkValidity(claims: Pick<Claims, 'exp' | 'nbf'>, now = nowSeconds()): void {
+  if (claims.exp && claims.exp > 0 && now > claims.exp) throw errors.jwtExpired()
+  if (claims.nbf && claims.nbf > 0 && claims.nbf > now) throw errors.jwtNotYetValid()
+}
+
+export const isExpired = (claims: Pick<Claims, 'exp'>, now = nowSeconds()) =>
+  claims.exp !== undefined && claims.exp > 0 && now > claims.exp
+
+export const nowSeconds = () => Math.floor(Date.now() / 1000)
+
+/**
+ * The `jti` nats-server's Go library computes: base32 (no padding) of SHA-512/256 over the JSON of the
+ * standard claims only, in Go's field order, with empty values left out (protocol.md §4.12).
+ */
+export function goJti(claims: Claims<unknown>): string {
+  const ordered: Record<string, unknown> = {}
+  for (const key of ['aud', 'exp', 'iat', 'iss', 'name', 'nbf', 'sub'] as const) {
+    const v = claims[key]
+    if (v !== undefined && v !== '' && v !== 0) ordered[key] = v
+  }
+  // Go's encoding/json escapes these three for HTML safety; the hash must see the same bytes.
+  const json = JSON.stringify(ordered).replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`)
+  return base32NoPad(createHash('sha512-256').update(json).digest())
+}
+
+function base32NoPad(bytes: Uint8Array): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
+  let out = ''
+  let bits = 0
+  let acc = 0
+  for (const b of bytes) {
+    acc = (acc << 8) | b
+    bits += 8
+    while (bits >= 5) {
+      bits -= 5
+      out += alphabet[(acc >> bits) & 31]
+    }
+  }
+  if (bits > 0) out += alphabet[(acc << (5 - bits)) & 31]
+  return out
+}
+
+/** Signs claims as a v2 NATS JWT with `kp`, setting `iss` and the Go-compatible `jti`. */
+export function signJwt(claims: Omit<Claims<unknown>, 'iss' | 'jti'>, kp: KeyPair): string {
+  const full = { ...claims, iss: kp.getPublicKey() } as Claims<unknown>
+  const body = { jti: goJti(full), ...full }
+  const header = Buffer.from(JSON.stringify({ typ: 'JWT', alg: JwtAlgorithm.v2 })).toString('base64url')
+  const payload = Buffer.from(JSON.stringify(body)).toString('base64url')
+  const sig = Buffer.from(kp.sign(Buffer.from(`${header}.${payload}`, 'ascii'))).toString('base64url')
+  return `${header}.${payload}.${sig}`
+}

@@ -1,0 +1,53 @@
+import { decodeJwt } from './jwt.ts'
+import { AppError } from './errors.ts'
+import type { EnvReader } from './env.ts'
+import { isAccountKey, isOperatorKey } from './nkey.ts'
+
+/** What the operator JWT tells us to trust: the anchor of every validation. */
+export interface TrustAnchor {
+  operatorJwt: string
+  operatorKey: string
+  signingKeys: string[]
+  /** With strict signing-key usage the operator identity key may not sign accounts. */
+  strictSigningKeys: boolean
+  systemAccount: string | undefined
+}
+
+interface OperatorNats {
+  type?: string
+  signing_keys?: unknown
+  strict_signing_key_usage?: unknown
+  system_account?: unknown
+}
+
+/** Decodes and checks an operator JWT; throws an AppError naming what is wrong. */
+export function trustAnchorFrom(token: string): TrustAnchor {
+  const { claims } = decodeJwt<OperatorNats>(token.trim())
+  const n = claims.nats
+  if (n.type !== 'operator') throw new AppError('JWT_WRONG_TYPE', 400, `not an operator jwt: type ${String(n.type)}`)
+  if (!isOperatorKey(claims.sub) || claims.iss !== claims.sub) {
+    throw new AppError('JWT_MALFORMED', 400, 'operator jwt must be self-signed by an operator key')
+  }
+  const signingKeys = Array.isArray(n.signing_keys) ? n.signing_keys : []
+  if (!signingKeys.every(isOperatorKey)) throw new AppError('JWT_MALFORMED', 400, 'operator signing_keys must be operator keys')
+  const systemAccount = isAccountKey(n.system_account) ? n.system_account : undefined
+  return {
+    operatorJwt: token.trim(),
+    operatorKey: claims.sub,
+    signingKeys,
+    strictSigningKeys: n.strict_signing_key_usage === true,
+    systemAccount,
+  }
+}
+
+/** OPERATOR_JWT: path to the operator JWT. */
+export function readTrustAnchor(r: EnvReader, required: boolean): TrustAnchor | undefined {
+  const file = required ? r.file('OPERATOR_JWT') : r.optionalFile('OPERATOR_JWT')
+  if (file === undefined) return undefined
+  try {
+    return trustAnchorFrom(file.text)
+  } catch (e) {
+    r.problem('OPERATOR_JWT', `${file.path} is not a valid operator jwt (${(e as Error).message})`)
+    return undefined
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * Every subject the mesh speaks, in one place. `$SYS` subjects are nats-server's (protocol.md §2); the
+ * `mesh.*` ones are our internal API, reachable only inside the system account.
+ */
+export const subjects = {
+  lookup: (id = '*') => `$SYS.REQ.ACCOUNT.${id}.CLAIMS.LOOKUP`,
+  accountUpdate: (id = '*') => `$SYS.REQ.ACCOUNT.${id}.CLAIMS.UPDATE`,
+  legacyAccountUpdate: (id = '*') => `$SYS.ACCOUNT.${id}.CLAIMS.UPDATE`,
+  claimsUpdate: '$SYS.REQ.CLAIMS.UPDATE',
+  claimsList: '$SYS.REQ.CLAIMS.LIST',
+  claimsDelete: '$SYS.REQ.CLAIMS.DELETE',
+  claimsPack: '$SYS.REQ.CLAIMS.PACK',
+  serverPing: '$SYS.REQ.SERVER.PING',
+  accountz: '$SYS.REQ.SERVER.PING.ACCOUNTZ',
+
+  signerValidate: 'mesh.signer.validate',
+  signerValidateDelete: 'mesh.signer.validate-delete',
+  signerHealth: 'mesh.signer.health',
+  resolverChanges: (id = '*') => `mesh.resolver.changes.${id}`,
+  resolverOutbox: 'mesh.resolver.outbox',
+  resolverHealth: 'mesh.resolver.health',
+  notifierNotify: 'mesh.notifier.notify',
+  notifierHealth: 'mesh.notifier.health',
+} as const
+
+/** Queue group nats-server's full resolvers use for PACK: only one member answers each request. */
+export const PACK_QUEUE = 'responder'
+
+/** The account id of `$SYS.REQ.ACCOUNT.<id>.CLAIMS.*` (6 tokens, id at index 3), or undefined. */
+export function accountOfRequestSubject(subject: string): string | undefined {
+  const t = subject.split('.')
+  return t.length === 6 && t[0] === '$SYS' && t[1] === 'REQ' && t[2] === 'ACCOUNT' && t[4] === 'CLAIMS'
+    ? t[3]
+    : undefined
+}

@@ -1,0 +1,46 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Test } from 'tap'
+import { newOperator, newUser, type OperatorIdentity, type UserIdentity } from '../../ops/identities.ts'
+
+/** An operator, its system account and a system user, written where servers and services read them. */
+export interface Fixture {
+  dir: string
+  op: OperatorIdentity
+  sysUser: UserIdentity
+  operatorJwtPath: string
+  sysJwtPath: string
+  sysCredsPath: string
+}
+
+export async function tempDir(t: Test, prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `${prefix}-`))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+export async function makeFixture(t: Test, opts: { strict?: boolean } = {}): Promise<Fixture> {
+  const dir = await tempDir(t, 'mesh-fx')
+  const op = await newOperator('TEST', opts)
+  const sysUser = await newUser(op.systemAccount, 'sys')
+  const fx = {
+    dir,
+    op,
+    sysUser,
+    operatorJwtPath: join(dir, 'operator.jwt'),
+    sysJwtPath: join(dir, 'sys.jwt'),
+    sysCredsPath: join(dir, 'sys.creds'),
+  }
+  await writeFile(fx.operatorJwtPath, op.jwt)
+  await writeFile(fx.sysJwtPath, op.systemAccount.jwt)
+  await writeFile(fx.sysCredsPath, sysUser.creds, { mode: 0o600 })
+  return fx
+}
+
+/** Writes a user's creds to a file of its own and returns the path. */
+export async function credsFile(fx: Fixture, user: UserIdentity): Promise<string> {
+  const path = join(fx.dir, `${user.name}-${user.kp.getPublicKey().slice(0, 8)}.creds`)
+  await writeFile(path, user.creds, { mode: 0o600 })
+  return path
+}

@@ -1,0 +1,90 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import type { Test } from 'tap'
+import { renderServerConf, type ServerConfOptions } from '../../ops/server-conf.ts'
+import type { Fixture } from './fixtures.ts'
+import { tempDir } from './fixtures.ts'
+import { stopProcess } from './processes.ts'
+import { waitFor } from './wait-for.ts'
+
+export interface NatsServerHandle {
+  name: string
+  url: string
+  port: number
+  proc: ChildProcess
+  stop(): Promise<void>
+}
+
+/** A free loopback port, for the cluster routes that must be known before the servers start. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.on('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number }
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+export interface StartOptions {
+  name?: string
+  resolver?: 'cache' | 'full'
+  cluster?: ServerConfOptions['cluster']
+  /** A port to reuse, for restarting a server where its clients expect it. */
+  port?: number
+}
+
+/** Starts a real nats-server in operator mode on a free loopback port; stopped when the test ends. */
+export async function startNatsServer(t: Test, fx: Fixture, opts: StartOptions = {}): Promise<NatsServerHandle> {
+  const dir = await tempDir(t, 'nats')
+  const jwtDir = join(dir, 'jwt')
+  await mkdir(jwtDir)
+  const name = opts.name ?? 'n1'
+  const conf = join(dir, 'server.conf')
+  await writeFile(
+    conf,
+    renderServerConf({
+      serverName: name,
+      port: opts.port ?? -1,
+      portsFileDir: dir,
+      operatorJwtPath: fx.operatorJwtPath,
+      systemAccount: fx.op.systemAccount.id,
+      systemAccountJwt: fx.op.systemAccount.jwt,
+      resolver: { type: opts.resolver ?? 'cache', dir: jwtDir },
+      cluster: opts.cluster,
+    }),
+  )
+  const proc = spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  proc.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-20_000)
+  })
+  const stop = async () => void (await stopProcess(proc))
+  t.teardown(stop)
+  const ports = await waitFor(
+    async () => {
+      if (proc.exitCode !== null) throw new Error(`nats-server exited: ${stderr}`)
+      return JSON.parse(await readFile(join(dir, `nats-server_${proc.pid}.ports`), 'utf8')) as { nats: string[] }
+    },
+    { ms: 10_000, what: 'nats-server ports file' },
+  )
+  const url = ports.nats[0]!
+  return { name, url, port: Number(new URL(url).port), proc, stop }
+}
+
+/** Three cache-mode servers routed into one cluster. */
+export async function startCluster(t: Test, fx: Fixture, size = 3): Promise<NatsServerHandle[]> {
+  const routePorts = await Promise.all(Array.from({ length: size }, () => freePort()))
+  const routes = routePorts.map((p) => `nats-route://127.0.0.1:${p}`)
+  return Promise.all(
+    routePorts.map((port, i) =>
+      startNatsServer(t, fx, {
+        name: `n${i + 1}`,
+        cluster: { name: 'mesh-test', port, routes: routes.filter((_, j) => j !== i) },
+      }),
+    ),
+  )
+}

@@ -1,0 +1,117 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import type { Test } from 'tap'
+import type { Fixture } from './fixtures.ts'
+import { tempDir } from './fixtures.ts'
+import type { NatsServerHandle } from './nats-server.ts'
+import { stopProcess } from './processes.ts'
+import { waitFor } from './wait-for.ts'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+export type ServiceName = 'resolver' | 'signer' | 'notifier'
+
+export interface ServiceProcess {
+  name: ServiceName
+  proc: ChildProcess
+  /** Every log line printed so far, parsed. */
+  logs: Record<string, unknown>[]
+  /** Raw stdout and stderr, for searching for secrets. */
+  output(): string
+  /** SIGTERM and wait; resolves with the exit code. */
+  stop(): Promise<number | null>
+  kill(): Promise<void>
+  exited: Promise<number | null>
+}
+
+/** Spawns a service exactly as `npm run start:<name>` does, configured only by `env`. */
+export function spawnService(t: Test, name: ServiceName, env: Record<string, string>): ServiceProcess {
+  const proc = spawn(process.execPath, ['--import', 'tsx', `services/${name}/main.ts`], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'debug', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const logs: Record<string, unknown>[] = []
+  let raw = ''
+  let partial = ''
+  proc.stdout?.on('data', (d: Buffer) => {
+    raw += d.toString()
+    const lines = (partial + d.toString()).split('\n')
+    partial = lines.pop() ?? ''
+    for (const line of lines) {
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>)
+      } catch {
+        logs.push({ msg: line, unparsed: true })
+      }
+    }
+  })
+  proc.stderr?.on('data', (d: Buffer) => {
+    raw += d.toString()
+  })
+  const exited = once(proc, 'exit').then(() => proc.exitCode)
+  const svc: ServiceProcess = {
+    name,
+    proc,
+    logs,
+    output: () => raw,
+    stop: () => stopProcess(proc),
+    async kill() {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGKILL')
+        await exited
+      }
+    },
+    exited,
+  }
+  t.teardown(() => svc.kill())
+  return svc
+}
+
+/** Waits until the service has registered with NATS (its `service registered` log line). */
+export async function serviceReady(svc: ServiceProcess, ms = 15_000): Promise<ServiceProcess> {
+  await waitFor(
+    () => {
+      if (svc.proc.exitCode !== null) throw new Error(`${svc.name} exited ${svc.proc.exitCode}: ${svc.output()}`)
+      return svc.logs.some((l) => l.msg === 'service registered')
+    },
+    { ms, what: `${svc.name} to register` },
+  )
+  return svc
+}
+
+/** The environment every service needs to reach `servers` as the fixture's system user. */
+export function baseEnv(fx: Fixture, servers: NatsServerHandle[]): Record<string, string> {
+  return {
+    NATS_URL: servers.map((s) => s.url).join(','),
+    NATS_CREDS: fx.sysCredsPath,
+    OPERATOR_JWT: fx.operatorJwtPath,
+  }
+}
+
+export async function startResolver(
+  t: Test,
+  fx: Fixture,
+  servers: NatsServerHandle[],
+  env: Record<string, string> = {},
+): Promise<ServiceProcess & { dataDir: string }> {
+  const dataDir = env.RESOLVER_DATA_DIR ?? (await tempDir(t, 'resolver'))
+  const svc = spawnService(t, 'resolver', {
+    ...baseEnv(fx, servers),
+    RESOLVER_DATA_DIR: dataDir,
+    SYSTEM_ACCOUNT_JWT: fx.sysJwtPath,
+    ...env,
+  })
+  return Object.assign(await serviceReady(svc), { dataDir })
+}
+
+export async function startService(
+  t: Test,
+  name: ServiceName,
+  fx: Fixture,
+  servers: NatsServerHandle[],
+  env: Record<string, string> = {},
+): Promise<ServiceProcess> {
+  return serviceReady(spawnService(t, name, { ...baseEnv(fx, servers), ...env }))
+}
