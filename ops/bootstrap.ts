@@ -1,0 +1,69 @@
+import { existsSync } from 'node:fs'
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { newAccount, newOperator, newUser } from './identities.ts'
+
+/** Where a bootstrapped deployment keeps its identities. Seeds and creds are written 0600. */
+export interface BootstrapPaths {
+  dir: string
+  operatorJwt: string
+  /** The operator signing key seed: what the signer needs for managed accounts. */
+  signingSeed: string
+  sysJwt: string
+  sysCreds: string
+  demoJwt: string
+  demoCreds: string
+}
+
+export function bootstrapPaths(dir: string): BootstrapPaths {
+  const d = resolve(dir)
+  return {
+    dir: d,
+    operatorJwt: join(d, 'operator.jwt'),
+    signingSeed: join(d, 'keys', 'operator-signing.nk'),
+    sysJwt: join(d, 'sys.jwt'),
+    sysCreds: join(d, 'sys.creds'),
+    demoJwt: join(d, 'demo.jwt'),
+    demoCreds: join(d, 'demo.creds'),
+  }
+}
+
+const secret = async (path: string, text: string) => {
+  await writeFile(path, text, { mode: 0o600 })
+  await chmod(path, 0o600) // writeFile keeps the mode of a file that already exists
+}
+
+/**
+ * Creates, once, what a deployment needs: an operator with a signing key; the system account SYS signed by
+ * it; a system user signed directly by SYS's identity key (so it connects before SYS is resolved); and a
+ * demo account with a user. An existing directory is reused untouched.
+ */
+export async function bootstrap(dir: string, operatorName = 'MESH'): Promise<{ paths: BootstrapPaths; created: boolean }> {
+  const paths = bootstrapPaths(dir)
+  if (existsSync(paths.operatorJwt)) return { paths, created: false }
+  await mkdir(join(paths.dir, 'keys'), { recursive: true, mode: 0o700 })
+  const op = await newOperator(operatorName)
+  const sysUser = await newUser(op.systemAccount, 'sys')
+  const demo = await newAccount(op, 'DEMO')
+  const demoUser = await newUser(demo, 'demo')
+  const seed = (kp: { getSeed(): Uint8Array }) => new TextDecoder().decode(kp.getSeed()) + '\n'
+
+  await secret(join(paths.dir, 'keys', 'operator.nk'), seed(op.kp))
+  await secret(paths.signingSeed, seed(op.signingKp))
+  await secret(join(paths.dir, 'keys', 'sys.nk'), seed(op.systemAccount.kp))
+  await secret(join(paths.dir, 'keys', 'demo.nk'), seed(demo.kp))
+  await secret(paths.sysCreds, sysUser.creds)
+  await secret(paths.demoCreds, demoUser.creds)
+  await writeFile(paths.sysJwt, op.systemAccount.jwt + '\n')
+  await writeFile(paths.demoJwt, demo.jwt + '\n')
+  // Written last: its presence is what marks the directory as bootstrapped.
+  await writeFile(paths.operatorJwt, op.jwt + '\n')
+  return { paths, created: true }
+}
+
+/** The system account id and JWT of a bootstrapped directory, for the server configuration. */
+export async function readSystemAccount(paths: BootstrapPaths): Promise<{ id: string; jwt: string }> {
+  const jwt = (await readFile(paths.sysJwt, 'utf8')).trim()
+  const claims = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as { sub: string }
+  return { id: claims.sub, jwt }
+}
