@@ -15,7 +15,7 @@ t.test('a cache-mode server resolves accounts from the resolver', async (t) => {
 
   const dataDir = await tempDir(t, 'resolver')
   const seed = await AccountStore.open(dataDir)
-  t.equal(await seed.save(demo.id, demo.jwt, { via: 'test' }), 'stored')
+  t.equal((await seed.save(demo.id, demo.jwt, { via: 'test' })).outcome, 'stored')
   await seed.close()
 
   const ns = await startNatsServer(t, fx)

@@ -1,12 +1,33 @@
-import { subjects, type MeshService } from '../../shared/index.ts'
+import { changeFrom, errors, isAccountKey, subjects, type DeliveryReport, type MeshService, type NatsConnection } from '../../shared/index.ts'
+import { broadcast } from './broadcast.ts'
+import type { ServerDirectory } from './server-directory.ts'
 
-export function addNotifierEndpoints(service: MeshService): void {
+export function addNotifierEndpoints(service: MeshService, nc: NatsConnection, directory: ServerDirectory): void {
+  service.endpoint({
+    name: 'notify',
+    subject: subjects.notifierNotify,
+    description: 'Delivers a stored account change to every nats-server and reports what each did',
+    async handle(msg, log) {
+      const change = changeFrom(msg)
+      if (change === undefined) throw errors.requestInvalid('missing or invalid Mesh-Account, Mesh-Seq or Mesh-Change header')
+      if (!isAccountKey(change.id)) throw errors.requestInvalid(`${change.id} is not an account key`)
+      if (change.jwt.length === 0) throw errors.requestInvalid('empty body: nothing to deliver')
+      const servers = await broadcast(nc, directory, change)
+      log.info(
+        { account: change.id, seq: change.seq, kind: change.kind, servers: servers.map((s) => `${s.name}:${s.outcome}`) },
+        'change broadcast',
+      )
+      const report: DeliveryReport = { seq: change.seq, id: change.id, servers }
+      return JSON.stringify(report)
+    },
+  })
   service.endpoint({
     name: 'health',
     subject: subjects.notifierHealth,
-    description: 'Reports that the notifier is connected and serving',
+    description: 'Reports that the notifier is connected and which servers it knows',
     async handle() {
-      return JSON.stringify({ ok: true })
+      const servers = await directory.current()
+      return JSON.stringify({ ok: true, nats: nc.isClosed() ? 'closed' : 'connected', servers })
     },
   })
 }

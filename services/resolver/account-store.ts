@@ -1,5 +1,5 @@
 import { Level } from 'level'
-import { peekClaims } from '../../shared/index.ts'
+import { peekClaims, type Change } from '../../shared/index.ts'
 import { decideSave } from './save-rule.ts'
 
 /** The current version of an account, as served. */
@@ -17,15 +17,24 @@ export interface SaveOrigin {
   via: string
 }
 
-export type SaveOutcome = 'stored' | 'current'
+/** A change servers must be told about, kept until the notifier reports it delivered. */
+export interface OutboxEntry extends Change {
+  at: string
+}
+
+export type SaveResult = { outcome: 'stored'; change: OutboxEntry } | { outcome: 'current' }
 
 /** One accepted version of an account, as kept in history. */
 export interface HistoryEntry {
+  seq: number
   jwt: string
   iat: number
   at: string
   via: string
 }
+
+const seqKey = (seq: number) => String(seq).padStart(16, '0')
+const historyKey = (id: string, seq: number) => `${id}!${seqKey(seq)}`
 
 const summarize = (id: string, jwt: string): StoredAccount => {
   const c = peekClaims(jwt)
@@ -40,9 +49,12 @@ const summarize = (id: string, jwt: string): StoredAccount => {
 export class AccountStore {
   private readonly current
   private readonly history
+  private readonly outbox
+  private readonly meta
   private readonly cache = new Map<string, StoredAccount>()
   private readonly locks = new Map<string, Promise<unknown>>()
-  private historySeq = 0
+  /** Orders every change: history keys and outbox keys both carry it. */
+  private seq = 0
   private closing: Promise<void> | undefined
 
   private constructor(
@@ -51,16 +63,15 @@ export class AccountStore {
   ) {
     this.current = db.sublevel<string, string>('acct', { valueEncoding: 'utf8' })
     this.history = db.sublevel<string, string>('hist', { valueEncoding: 'utf8' })
+    this.outbox = db.sublevel<string, string>('outbox', { valueEncoding: 'utf8' })
+    this.meta = db.sublevel<string, string>('meta', { valueEncoding: 'utf8' })
   }
 
   static async open(dir: string, opts: { cacheSize?: number } = {}): Promise<AccountStore> {
     const db = new Level<string, string>(dir, { valueEncoding: 'utf8' })
     await db.open()
     const store = new AccountStore(db, opts.cacheSize ?? 100_000)
-    // History keys end in a sequence; continue after the highest one on disk.
-    for await (const key of store.history.keys({ reverse: true, limit: 1 })) {
-      store.historySeq = Number(key.slice(key.lastIndexOf('!') + 1))
-    }
+    store.seq = Number((await store.meta.get('seq')) ?? 0)
     return store
   }
 
@@ -82,26 +93,63 @@ export class AccountStore {
 
   /**
    * Makes `jwt` the current version of `id` unless the save rule refuses it (an older `iat`, thrown as
-   * JWT_OUTDATED) or it is already current. The version and its history entry are written in one synced batch.
+   * JWT_OUTDATED) or it is already current. The version, its history entry and its outbox entry are written
+   * in one synced batch: when this resolves the change is durable and will reach the servers.
    */
-  save(id: string, jwt: string, origin: SaveOrigin): Promise<SaveOutcome> {
+  save(id: string, jwt: string, origin: SaveOrigin): Promise<SaveResult> {
     return this.exclusive(id, async () => {
       const next = summarize(id, jwt)
       const stored = await this.get(id)
       if (decideSave(id, stored && { token: stored.jwt, iat: stored.iat }, { token: jwt, iat: next.iat }) === 'current') {
-        return 'current'
+        return { outcome: 'current' }
       }
-      const entry: HistoryEntry = { jwt, iat: next.iat, at: new Date().toISOString(), via: origin.via }
+      const at = new Date().toISOString()
+      const change: OutboxEntry = { seq: ++this.seq, id, kind: stored ? 'updated' : 'created', jwt, at }
+      const entry: HistoryEntry = { seq: change.seq, jwt, iat: next.iat, at, via: origin.via }
       await this.db.batch(
         [
           { type: 'put', sublevel: this.current, key: id, value: jwt },
-          { type: 'put', sublevel: this.history, key: `${id}!${String(++this.historySeq).padStart(16, '0')}`, value: JSON.stringify(entry) },
+          { type: 'put', sublevel: this.history, key: historyKey(id, change.seq), value: JSON.stringify(entry) },
+          { type: 'put', sublevel: this.outbox, key: seqKey(change.seq), value: JSON.stringify(change) },
+          { type: 'put', sublevel: this.meta, key: 'seq', value: String(change.seq) },
         ],
         { sync: true },
       )
       this.remember(next)
-      return 'stored'
+      return { outcome: 'stored', change }
     })
+  }
+
+  /**
+   * Queues the stored version of `id` for delivery again, so servers that applied something else on their
+   * own (an older or untrusted JWT we refused) return to ours. Undefined when nothing is stored.
+   */
+  restore(id: string): Promise<OutboxEntry | undefined> {
+    return this.exclusive(id, async () => {
+      const stored = await this.get(id)
+      if (stored === undefined) return undefined
+      const change: OutboxEntry = { seq: ++this.seq, id, kind: 'restore', jwt: stored.jwt, at: new Date().toISOString() }
+      await this.db.batch(
+        [
+          { type: 'put', sublevel: this.outbox, key: seqKey(change.seq), value: JSON.stringify(change) },
+          { type: 'put', sublevel: this.meta, key: 'seq', value: String(change.seq) },
+        ],
+        { sync: true },
+      )
+      return change
+    })
+  }
+
+  /** Changes not yet reported delivered, oldest first. */
+  async pendingChanges(limit = 1000): Promise<OutboxEntry[]> {
+    const out: OutboxEntry[] = []
+    for await (const v of this.outbox.values({ limit })) out.push(JSON.parse(v) as OutboxEntry)
+    return out
+  }
+
+  /** Forgets a delivered change. */
+  async delivered(seq: number): Promise<void> {
+    await this.outbox.del(seqKey(seq))
   }
 
   /** Every stored account id, in key order. */

@@ -1,8 +1,11 @@
 import { connectSystem, createLogger, MeshService, runUntilStopped, startup } from '../../shared/index.ts'
 import { AccountStore } from './account-store.ts'
+import { ClaimReplies } from './claim-reply.ts'
 import { loadResolverConfig } from './config.ts'
+import { Delivery } from './delivery.ts'
 import { addLookupEndpoint } from './lookup.ts'
 import { storeSystemAccount } from './system-account.ts'
+import { addUpdateEndpoints } from './update.ts'
 
 startup('resolver', async () => {
   const config = loadResolverConfig(process.env)
@@ -14,6 +17,9 @@ startup('resolver', async () => {
     name: 'resolver',
     description: 'Account JWT store: answers nats-server account lookups, updates, list, delete and pack',
   })
+  const delivery = new Delivery(nc, store, log.child({ part: 'delivery' }))
   addLookupEndpoint(service, store)
-  await runUntilStopped({ log, service, nc, closers: [() => store.close()] })
+  addUpdateEndpoints(service, { nc, store, delivery, replies: new ClaimReplies(service.id) })
+  await delivery.resume()
+  await runUntilStopped({ log, service, nc, closers: [() => store.close(), async () => delivery.close()] })
 })

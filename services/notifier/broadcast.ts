@@ -1,0 +1,55 @@
+import { createInbox, type NatsConnection } from '@nats-io/nats-core'
+import { subjects, type Change, type ServerOutcome } from '../../shared/index.ts'
+import { isServerId, type ServerDirectory } from './server-directory.ts'
+
+const REPLY_WAIT_MS = 1000
+
+interface ServerReply {
+  server?: { id?: unknown; name?: unknown }
+  data?: { message?: unknown }
+  error?: { description?: unknown }
+}
+
+/** Reads a server's claim-update reply (protocol.md §3.2): "... skipped" is a 200 that stored nothing. */
+function outcomeOf(r: ServerReply): Pick<ServerOutcome, 'outcome' | 'message'> {
+  if (r.error !== undefined) return { outcome: 'refused', message: String(r.error.description ?? '') }
+  const message = String(r.data?.message ?? '')
+  return { outcome: /skipped/.test(message) ? 'skipped' : 'applied', message }
+}
+
+/**
+ * Sends a change to every server and gathers what each did. The JWT goes out bare, with no headers, which
+ * server handlers would read as part of the token (protocol.md §9.6); the legacy subject is published too
+ * (without a reply) for servers on resolvers that only listen there.
+ */
+export async function broadcast(nc: NatsConnection, directory: ServerDirectory, change: Change): Promise<ServerOutcome[]> {
+  const known = await directory.current()
+  const inbox = createInbox()
+  const sub = nc.subscribe(inbox)
+  const timer = setTimeout(() => sub.unsubscribe(), REPLY_WAIT_MS)
+  const subject = change.kind === 'deleted' ? subjects.claimsDelete : subjects.accountUpdate(change.id)
+  nc.publish(subject, change.jwt, { reply: inbox })
+  if (change.kind !== 'deleted') nc.publish(subjects.legacyAccountUpdate(change.id), change.jwt)
+
+  const outcomes = new Map<string, ServerOutcome>()
+  for await (const m of sub) {
+    let r: ServerReply
+    try {
+      r = m.json<ServerReply>()
+    } catch {
+      continue // not a claim-update reply
+    }
+    const id = r.server?.id
+    if (!isServerId(id)) continue // our own resolver answers on the same subject: it is not a server
+    const name = String(r.server?.name ?? '')
+    directory.learn({ id, name })
+    outcomes.set(id, { id, name, ...outcomeOf(r) })
+    if (known.every((s) => outcomes.has(s.id))) break
+  }
+  clearTimeout(timer)
+  sub.unsubscribe()
+  for (const s of known) {
+    if (!outcomes.has(s.id)) outcomes.set(s.id, { id: s.id, name: s.name, outcome: 'no-reply', message: '' })
+  }
+  return [...outcomes.values()]
+}

@@ -1,0 +1,91 @@
+import { publishChange, requestDelivery, type Logger, type NatsConnection } from '../../shared/index.ts'
+import type { AccountStore, OutboxEntry } from './account-store.ts'
+
+const RETRY_MS = 1000
+const MAX_IN_FLIGHT = 64
+
+/**
+ * Hands stored changes to the notifier and forgets them only once it reports them delivered; until then
+ * they stay in the store's outbox, so a change accepted while no notifier runs (or before a crash) is
+ * delivered when one answers. Per account only the newest change is sent, one at a time: servers apply
+ * whatever arrives last, so an older version must never overtake a newer one.
+ */
+export class Delivery {
+  /** The newest undelivered change per account, and every older outbox entry it supersedes. */
+  private readonly pending = new Map<string, { change: OutboxEntry; seqs: number[] }>()
+  private readonly inflight = new Set<string>()
+  private retryTimer: NodeJS.Timeout | undefined
+  private closed = false
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly store: AccountStore,
+    private readonly log: Logger,
+  ) {}
+
+  /** Queues every change left in the outbox by an earlier run. */
+  async resume(): Promise<void> {
+    const left = await this.store.pendingChanges(Number.MAX_SAFE_INTEGER)
+    for (const change of left) this.queue(change)
+    if (left.length > 0) this.log.info({ count: left.length }, 'resuming undelivered changes')
+    this.kick()
+  }
+
+  /** Announces a newly stored change and queues it for the servers. */
+  accepted(change: OutboxEntry): void {
+    publishChange(this.nc, change)
+    this.queue(change)
+    this.kick()
+  }
+
+  close(): void {
+    this.closed = true
+    clearTimeout(this.retryTimer)
+  }
+
+  private queue(change: OutboxEntry): void {
+    const p = this.pending.get(change.id)
+    if (p === undefined) this.pending.set(change.id, { change, seqs: [change.seq] })
+    else {
+      p.seqs.push(change.seq)
+      if (change.seq > p.change.seq) p.change = change
+    }
+  }
+
+  private kick(): void {
+    if (this.retryTimer !== undefined) return
+    for (const [id, p] of this.pending) {
+      if (this.closed || this.inflight.size >= MAX_IN_FLIGHT) return
+      if (this.inflight.has(id)) continue
+      this.pending.delete(id)
+      this.inflight.add(id)
+      void this.send(p.change, p.seqs)
+    }
+  }
+
+  private async send(change: OutboxEntry, seqs: number[]): Promise<void> {
+    try {
+      const report = await requestDelivery(this.nc, change)
+      for (const seq of seqs) await this.store.delivered(seq)
+      this.log.info(
+        { account: change.id, seq: change.seq, kind: change.kind, servers: report.servers.map((s) => `${s.name}:${s.outcome}`) },
+        'change delivered',
+      )
+    } catch (err) {
+      if (this.closed) return
+      this.log.warn({ account: change.id, seq: change.seq, err: { message: (err as Error).message } }, 'delivery failed, will retry')
+      // Put it back; if something newer arrived meanwhile, that one carries these seqs to deletion too.
+      const p = this.pending.get(change.id)
+      if (p === undefined) this.pending.set(change.id, { change, seqs })
+      else p.seqs.push(...seqs)
+      // No notifier (or a sick one): stop sending until the timer, rather than spin on instant failures.
+      this.retryTimer ??= setTimeout(() => {
+        this.retryTimer = undefined
+        this.kick()
+      }, RETRY_MS)
+    } finally {
+      this.inflight.delete(change.id)
+      if (!this.closed) this.kick()
+    }
+  }
+}

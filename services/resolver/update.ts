@@ -1,0 +1,110 @@
+import {
+  accountOfRequestSubject,
+  AppError,
+  errors,
+  isAccountKey,
+  MAX_JWT_BYTES,
+  subjects,
+  validateAccount,
+  type Logger,
+  type MeshService,
+  type NatsConnection,
+} from '../../shared/index.ts'
+import type { ServiceMsg } from '@nats-io/services'
+import type { AccountStore } from './account-store.ts'
+import type { ClaimReplies } from './claim-reply.ts'
+import type { Delivery } from './delivery.ts'
+
+/**
+ * Refusals of a validly signed account JWT. Servers hear every push too, store such a JWT on their own and
+ * may apply it (protocol.md §3.2, §9.4), so after refusing one we send them our stored version again.
+ */
+const SERVERS_MAY_HAVE_STORED = new Set<string>([
+  'JWT_OUTDATED',
+  'ISSUER_UNTRUSTED',
+  'JWT_EXPIRED',
+  'JWT_NOT_YET_VALID',
+  'SELF_SIGNED_REFUSED',
+  'POLICY_VIOLATION',
+])
+
+const WHAT = 'jwt update resulted in error'
+
+interface UpdateDeps {
+  nc: NatsConnection
+  store: AccountStore
+  replies: ClaimReplies
+  delivery: Delivery
+}
+
+/** The `sub` of something that looks like a JWT, only to name the account in an error reply. */
+function claimedAccount(token: string): string | undefined {
+  try {
+    const sub = (JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { sub?: unknown }).sub
+    return isAccountKey(sub) ? sub : undefined
+  } catch {
+    return undefined // undecodable: the reply names no account ("n/a"), as nats-server's does
+  }
+}
+
+async function applyUpdate(deps: UpdateDeps, msg: ServiceMsg, log: Logger): Promise<string> {
+  const subjectAccount = msg.subject === subjects.claimsUpdate ? undefined : accountOfRequestSubject(msg.subject)
+  if (msg.data.length === 0) throw errors.jwtMalformed('request body is empty')
+  if (msg.data.length > MAX_JWT_BYTES) throw errors.jwtTooLarge(msg.data.length, MAX_JWT_BYTES)
+  if (subjectAccount !== undefined && !isAccountKey(subjectAccount)) {
+    throw errors.requestInvalid(`${subjectAccount} in the subject is not an account key`)
+  }
+  const token = msg.string()
+  const id = subjectAccount ?? claimedAccount(token)
+  const stored = id === undefined ? undefined : await deps.store.get(id)
+  // Our own broadcasts come back on the per-account subject: answer them without a signer round trip.
+  if (stored !== undefined && stored.jwt === token) return deps.replies.ok('jwt already current', stored.id)
+  const verdict = await validateAccount(deps.nc, token, { account: subjectAccount, storedIat: stored?.iat })
+  const result = await deps.store.save(verdict.id, verdict.jwt, { via: msg.subject })
+  if (result.outcome === 'current') {
+    log.debug({ account: verdict.id }, 'jwt already current')
+    return deps.replies.ok('jwt already current', verdict.id)
+  }
+  deps.delivery.accepted(result.change)
+  log.info({ account: verdict.id, seq: result.change.seq, kind: result.change.kind, resigned: verdict.resigned }, 'jwt stored')
+  return deps.replies.ok(verdict.resigned ? 'jwt updated (signed by the operator)' : 'jwt updated', verdict.id)
+}
+
+/** Sends our stored version again after refusing a JWT the servers may have taken (see the set above). */
+async function restoreAfterRefusal(deps: UpdateDeps, err: AppError, id: string | undefined, log: Logger): Promise<void> {
+  if (id === undefined || !SERVERS_MAY_HAVE_STORED.has(err.code)) return
+  const change = await deps.store.restore(id)
+  if (change !== undefined) {
+    log.info({ account: id, seq: change.seq, refused: err.code }, 're-sending the stored version')
+    deps.delivery.accepted(change)
+  }
+}
+
+/**
+ * `$SYS.REQ.CLAIMS.UPDATE` (nsc push) and `$SYS.REQ.ACCOUNT.<id>.CLAIMS.UPDATE` (nats auth account push):
+ * validated by the signer, stored durably and in `iat` order, then handed to the notifier. Every outcome is
+ * answered in nats-server's JSON; a success reply is sent only once the JWT is on disk.
+ */
+export function addUpdateEndpoints(service: MeshService, deps: UpdateDeps): void {
+  for (const [name, subject, description] of [
+    ['claims-update', subjects.claimsUpdate, 'Accepts an account JWT pushed by nsc (account from the JWT)'],
+    ['account-update', subjects.accountUpdate(), 'Accepts an account JWT for the account named in the subject'],
+  ] as const) {
+    service.endpoint({
+      name,
+      subject,
+      description,
+      handle: (msg, log) =>
+        applyUpdate(deps, msg, log).catch(async (e: unknown) => {
+          if (!(e instanceof AppError)) throw e
+          const id = msg.subject === subjects.claimsUpdate ? claimedAccount(msg.string()) : accountOfRequestSubject(msg.subject)
+          await restoreAfterRefusal(deps, e, isAccountKey(id) ? id : undefined, log)
+          throw e
+        }),
+      errorReply: (err, msg) => {
+        const id = msg.subject === subjects.claimsUpdate ? claimedAccount(msg.string()) : accountOfRequestSubject(msg.subject)
+        return deps.replies.error(WHAT, err, id ?? 'n/a')
+      },
+    })
+  }
+}

@@ -1,0 +1,69 @@
+import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/nats-core'
+import { subjects } from './subjects.ts'
+
+/**
+ * A change to an account, as it travels between our services: the JWT (or, for a deletion, the
+ * operator-signed delete request) as the raw body, the rest in headers. Used both for the resolver's change
+ * events, which anyone in the system account may watch, and for its delivery requests to the notifier.
+ */
+export const ChangeHeader = {
+  account: 'Mesh-Account',
+  seq: 'Mesh-Seq',
+  kind: 'Mesh-Change',
+} as const
+
+export type ChangeKind = 'created' | 'updated' | 'deleted' | 'restore'
+const KINDS = new Set<string>(['created', 'updated', 'deleted', 'restore'])
+
+export interface Change {
+  seq: number
+  id: string
+  kind: ChangeKind
+  /** The account JWT, or for `deleted` the delete request that servers act on. */
+  jwt: string
+}
+
+export function changeHeaders(c: Change): MsgHdrs {
+  const h = headers()
+  h.set(ChangeHeader.account, c.id)
+  h.set(ChangeHeader.seq, String(c.seq))
+  h.set(ChangeHeader.kind, c.kind)
+  return h
+}
+
+/** Reads a change from a message; undefined when the headers are missing or wrong. */
+export function changeFrom(msg: { headers?: MsgHdrs; string(): string }): Change | undefined {
+  const id = msg.headers?.get(ChangeHeader.account) ?? ''
+  const seq = Number(msg.headers?.get(ChangeHeader.seq))
+  const kind = msg.headers?.get(ChangeHeader.kind) ?? ''
+  if (id === '' || !Number.isSafeInteger(seq) || seq < 0 || !KINDS.has(kind)) return undefined
+  return { id, seq, kind: kind as ChangeKind, jwt: msg.string() }
+}
+
+/** What the notifier reports for one server after a broadcast. */
+export interface ServerOutcome {
+  id: string
+  name: string
+  outcome: 'applied' | 'skipped' | 'refused' | 'no-reply'
+  message: string
+}
+
+export interface DeliveryReport {
+  seq: number
+  id: string
+  servers: ServerOutcome[]
+}
+
+/** Publishes a change event for anyone in the system account to watch. */
+export function publishChange(nc: NatsConnection, c: Change): void {
+  nc.publish(subjects.resolverChanges(c.id), c.jwt, { headers: changeHeaders(c) })
+}
+
+/** Asks a notifier to deliver a change to every server; resolves with what each server did. */
+export async function requestDelivery(nc: NatsConnection, c: Change, timeoutMs = 5000): Promise<DeliveryReport> {
+  const reply = await nc.request(subjects.notifierNotify, c.jwt, { headers: changeHeaders(c), timeout: timeoutMs })
+  if (reply.headers?.get('Nats-Service-Error-Code')) {
+    throw new Error(`notifier refused the change: ${reply.headers.get('Nats-Service-Error') ?? 'unknown error'}`)
+  }
+  return reply.json<DeliveryReport>()
+}

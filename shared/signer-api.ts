@@ -1,0 +1,77 @@
+import { headers, type NatsConnection } from '@nats-io/nats-core'
+import { AppError, appErrorFrom, errors } from './errors.ts'
+import { subjects } from './subjects.ts'
+
+/**
+ * The signer's internal API. The JWT travels as the raw body (it can be close to NATS's 1 MiB payload
+ * limit, so no JSON envelope); parameters travel in headers, which is safe on these internal subjects.
+ */
+export const SignerHeader = {
+  /** The account id named by a per-account subject: the JWT's `sub` must equal it. */
+  account: 'Mesh-Account',
+  /** The `iat` of the stored version, so a re-signed JWT gets a strictly greater one. */
+  storedIat: 'Mesh-Stored-Iat',
+} as const
+
+/** The signer's answer to a valid account JWT. */
+export interface AccountVerdict {
+  id: string
+  iat: number
+  exp: number
+  /** The JWT to store: the one sent, or the re-signed one for a managed account. */
+  jwt: string
+  resigned: boolean
+}
+
+/** The signer's answer to a valid delete request. */
+export interface DeleteVerdict {
+  accounts: string[]
+  issuer: string
+  /** sha256 (hex) of the whole token: the replay-memory key (protocol.md §6). */
+  hash: string
+  iat: number
+}
+
+const SIGNER_TIMEOUT_MS = 2000
+
+async function ask<T>(nc: NatsConnection, subject: string, body: string, h?: Record<string, string>): Promise<T> {
+  const hdrs = headers()
+  for (const [k, v] of Object.entries(h ?? {})) hdrs.set(k, v)
+  let reply
+  try {
+    reply = await nc.request(subject, body, { timeout: SIGNER_TIMEOUT_MS, headers: hdrs })
+  } catch (e) {
+    throw errors.validationUnavailable(e)
+  }
+  if (reply.headers?.get('Nats-Service-Error-Code')) {
+    let wire: unknown
+    try {
+      wire = reply.json()
+    } catch {
+      wire = undefined
+    }
+    const err = appErrorFrom(wire)
+    if (err.code === 'INTERNAL') throw errors.validationUnavailable(reply.headers.get('Nats-Service-Error'))
+    throw err
+  }
+  return reply.json<T>()
+}
+
+/** Asks the signer to validate (and, for a managed account, sign) an account JWT. Throws its AppError. */
+export function validateAccount(
+  nc: NatsConnection,
+  jwt: string,
+  opts: { account?: string; storedIat?: number } = {},
+): Promise<AccountVerdict> {
+  const h: Record<string, string> = {}
+  if (opts.account !== undefined) h[SignerHeader.account] = opts.account
+  if (opts.storedIat !== undefined) h[SignerHeader.storedIat] = String(opts.storedIat)
+  return ask<AccountVerdict>(nc, subjects.signerValidate, jwt, h)
+}
+
+/** Asks the signer to validate an operator-signed delete request. Throws its AppError. */
+export function validateDelete(nc: NatsConnection, jwt: string): Promise<DeleteVerdict> {
+  return ask<DeleteVerdict>(nc, subjects.signerValidateDelete, jwt)
+}
+
+
