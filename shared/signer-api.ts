@@ -18,9 +18,8 @@ export interface AccountVerdict {
   id: string
   iat: number
   exp: number
-  /** The JWT to store: the one sent, or the re-signed one for a managed account. */
-  jwt: string
-  resigned: boolean
+  /** Set only for a managed account: the re-signed JWT to store instead of the one sent. */
+  jwt?: string
 }
 
 /** The signer's answer to a valid delete request. */

@@ -60,14 +60,15 @@ async function applyUpdate(deps: UpdateDeps, msg: ServiceMsg, log: Logger): Prom
   // Our own broadcasts come back on the per-account subject: answer them without a signer round trip.
   if (stored !== undefined && stored.jwt === token) return deps.replies.ok('jwt already current', stored.id)
   const verdict = await validateAccount(deps.nc, token, { account: subjectAccount, storedIat: stored?.iat })
-  const result = await deps.store.save(verdict.id, verdict.jwt, { via: msg.subject })
+  const result = await deps.store.save(verdict.id, verdict.jwt ?? token, { via: msg.subject })
   if (result.outcome === 'current') {
     log.debug({ account: verdict.id }, 'jwt already current')
     return deps.replies.ok('jwt already current', verdict.id)
   }
   deps.delivery.accepted(result.change)
-  log.info({ account: verdict.id, seq: result.change.seq, kind: result.change.kind, resigned: verdict.resigned }, 'jwt stored')
-  return deps.replies.ok(verdict.resigned ? 'jwt updated (signed by the operator)' : 'jwt updated', verdict.id)
+  const resigned = verdict.jwt !== undefined
+  log.info({ account: verdict.id, seq: result.change.seq, kind: result.change.kind, resigned }, 'jwt stored')
+  return deps.replies.ok(resigned ? 'jwt updated (signed by the operator)' : 'jwt updated', verdict.id)
 }
 
 /** Sends our stored version again after refusing a JWT the servers may have taken (see the set above). */
