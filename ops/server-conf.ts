@@ -12,6 +12,8 @@ export interface ServerConfOptions {
   systemAccountJwt: string
   resolver: { type: 'cache'; dir: string; ttl?: string } | { type: 'full'; dir: string; interval?: string }
   cluster?: { name: string; port: number; routes: string[] }
+  /** nats-server's default is 1 MB, exactly our JWT size limit. */
+  maxPayload?: number
 }
 
 const q = (s: string) => JSON.stringify(s)
@@ -30,6 +32,7 @@ export function renderServerConf(o: ServerConfOptions): string {
       : `resolver: { type: full, dir: ${q(o.resolver.dir)}, allow_delete: true, interval: ${q(o.resolver.interval ?? '2m')}, timeout: "1.9s" }`,
     `resolver_preload: { ${o.systemAccount}: ${q(o.systemAccountJwt)} }`,
   ]
+  if (o.maxPayload !== undefined) lines.push(`max_payload: ${o.maxPayload}`)
   if (o.cluster !== undefined) {
     lines.push(
       `cluster: { name: ${q(o.cluster.name)}, listen: ${q(`${o.host ?? '127.0.0.1'}:${o.cluster.port}`)}, routes: [${o.cluster.routes.map(q).join(', ')}] }`,

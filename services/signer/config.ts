@@ -12,6 +12,7 @@ import {
   type NatsConfig,
   type TrustAnchor,
 } from '../../shared/index.ts'
+import { readManagedPolicy, type ManagedPolicy } from './managed-policy.ts'
 
 export interface SignerConfig {
   nats: NatsConfig
@@ -19,6 +20,8 @@ export interface SignerConfig {
   trust: TrustAnchor
   /** The operator signing key for managed (self-signed) accounts; absent means they are refused. */
   signingKey: KeyPair | undefined
+  /** Caps applied when re-signing managed accounts (SIGNER_MAX_*, SIGNER_ALLOW_*). */
+  policy: ManagedPolicy
 }
 
 /**
@@ -54,7 +57,8 @@ export function loadSignerConfig(env: Env): SignerConfig {
   const logLevel = readLogLevel(r)
   const trust = readTrustAnchor(r, true)
   const signingKey = readSigningKey(r, trust)
+  const policy = readManagedPolicy(r)
   r.assertValid()
   // KeyPair holds the seed: keep it out of deepFreeze's walk and of anything that serialises the config.
-  return { ...deepFreeze({ nats, logLevel, trust: trust as TrustAnchor }), signingKey }
+  return { ...deepFreeze({ nats, logLevel, trust: trust as TrustAnchor, policy }), signingKey }
 }

@@ -1,17 +1,76 @@
-import { subjects, type MeshService } from '../../shared/index.ts'
+import {
+  errors,
+  nowSeconds,
+  peekClaims,
+  SignerHeader,
+  subjects,
+  type AccountVerdict,
+  type DeleteVerdict,
+  type MeshService,
+} from '../../shared/index.ts'
+import type { ServiceMsg } from '@nats-io/services'
+import { validateAccountJwt } from './account-rules.ts'
 import type { SignerConfig } from './config.ts'
+import { validateDeleteRequest } from './delete-rules.ts'
+import { signManagedAccount } from './managed-policy.ts'
+
+/** How far a delete request's `iat` may be from now: nsc signs it when it sends it (protocol.md §6). */
+export const DELETE_WINDOW_SECONDS = 120
+
+function storedIatOf(msg: ServiceMsg): number | undefined {
+  const raw = msg.headers?.get(SignerHeader.storedIat)
+  if (raw === undefined || raw === '') return undefined
+  const n = Number(raw)
+  if (!Number.isSafeInteger(n) || n < 0) throw errors.requestInvalid(`${SignerHeader.storedIat} is not a whole number`)
+  return n
+}
+
+function tokenOf(msg: ServiceMsg): string {
+  if (msg.data.length === 0) throw errors.jwtMalformed('request body is empty')
+  return msg.string()
+}
 
 export function addSignerEndpoints(service: MeshService, config: SignerConfig): void {
+  service.endpoint({
+    name: 'validate',
+    subject: subjects.signerValidate,
+    description: 'Validates an account JWT against the trusted operator; signs self-signed ones in managed mode',
+    async handle(msg, log) {
+      const account = msg.headers?.get(SignerHeader.account) || undefined
+      const storedIat = storedIatOf(msg)
+      const now = nowSeconds()
+      const v = validateAccountJwt(tokenOf(msg), config.trust, { account, now })
+      const verdict: AccountVerdict = { id: v.id, iat: v.claims.iat, exp: v.claims.exp ?? 0 }
+      if (v.selfSigned) {
+        if (config.signingKey === undefined) throw errors.selfSignedRefused()
+        const jwt = signManagedAccount(v.claims, config.signingKey, config.policy, storedIat, now)
+        Object.assign(verdict, { jwt, iat: peekClaims(jwt).iat })
+        log.info({ account: v.id }, 'managed account signed')
+      }
+      return JSON.stringify(verdict)
+    },
+  })
+  service.endpoint({
+    name: 'validate-delete',
+    subject: subjects.signerValidateDelete,
+    description: 'Validates an operator-signed request to delete accounts (freshness, trust, not the system account)',
+    async handle(msg) {
+      const v = validateDeleteRequest(tokenOf(msg), config.trust, {
+        now: nowSeconds(),
+        windowSeconds: DELETE_WINDOW_SECONDS,
+        // Replays are remembered by the resolver, which holds the durable store.
+        seen: () => false,
+      })
+      const verdict: DeleteVerdict = { accounts: v.accounts, issuer: v.issuer, hash: v.hash, iat: v.iat }
+      return JSON.stringify(verdict)
+    },
+  })
   service.endpoint({
     name: 'health',
     subject: subjects.signerHealth,
     description: 'Reports the trusted operator and whether managed accounts can be signed',
     async handle() {
-      return JSON.stringify({
-        ok: true,
-        operator: config.trust.operatorKey,
-        managed: config.signingKey !== undefined,
-      })
+      return JSON.stringify({ ok: true, operator: config.trust.operatorKey, managed: config.signingKey !== undefined })
     },
   })
 }

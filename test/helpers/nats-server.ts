@@ -35,6 +35,7 @@ export interface StartOptions {
   cluster?: ServerConfOptions['cluster']
   /** A port to reuse, for restarting a server where its clients expect it. */
   port?: number
+  maxPayload?: number
 }
 
 /** Starts a real nats-server in operator mode on a free loopback port; stopped when the test ends. */
@@ -55,6 +56,7 @@ export async function startNatsServer(t: Test, fx: Fixture, opts: StartOptions =
       systemAccountJwt: fx.op.systemAccount.jwt,
       resolver: { type: opts.resolver ?? 'cache', dir: jwtDir },
       cluster: opts.cluster,
+      maxPayload: opts.maxPayload,
     }),
   )
   const proc = spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
@@ -76,7 +78,7 @@ export async function startNatsServer(t: Test, fx: Fixture, opts: StartOptions =
 }
 
 /** Three cache-mode servers routed into one cluster. */
-export async function startCluster(t: Test, fx: Fixture, size = 3): Promise<NatsServerHandle[]> {
+export async function startCluster(t: Test, fx: Fixture, size = 3, opts: Pick<StartOptions, 'maxPayload'> = {}): Promise<NatsServerHandle[]> {
   const routePorts = await Promise.all(Array.from({ length: size }, () => freePort()))
   const routes = routePorts.map((p) => `nats-route://127.0.0.1:${p}`)
   return Promise.all(
@@ -84,6 +86,7 @@ export async function startCluster(t: Test, fx: Fixture, size = 3): Promise<Nats
       startNatsServer(t, fx, {
         name: `n${i + 1}`,
         cluster: { name: 'mesh-test', port, routes: routes.filter((_, j) => j !== i) },
+        ...opts,
       }),
     ),
   )

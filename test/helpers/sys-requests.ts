@@ -1,0 +1,42 @@
+import { createInbox, type Msg, type NatsConnection } from '@nats-io/nats-core'
+import { subjects } from '../../shared/index.ts'
+
+/** Publishes with a reply inbox and gathers replies until `count` arrived or `ms` passed (like nsc and natscli). */
+export async function gather(nc: NatsConnection, subject: string, body: string | Uint8Array, count: number, ms = 2000): Promise<Msg[]> {
+  const inbox = createInbox()
+  const sub = nc.subscribe(inbox, { max: count })
+  const timer = setTimeout(() => sub.unsubscribe(), ms)
+  nc.publish(subject, body, { reply: inbox })
+  const out: Msg[] = []
+  for await (const m of sub) out.push(m)
+  clearTimeout(timer)
+  return out
+}
+
+export interface ClaimReply {
+  server: { name: string; id: string; time: string; seq: number; jetstream: boolean }
+  data?: { account?: string; code: number; message: string }
+  error?: { account?: string; code: number; description: string; reason?: string }
+}
+
+/**
+ * Pushes a JWT as nsc does and returns every reply: ours (server.name "resolver") and each server's.
+ * `servers` is how many nats-servers share the system account.
+ */
+export async function push(nc: NatsConnection, subject: string, jwt: string | Uint8Array, servers: number): Promise<{ ours: ClaimReply; all: ClaimReply[] }> {
+  const replies = (await gather(nc, subject, jwt, servers + 1, 3000)).map((m) => m.json<ClaimReply>())
+  const ours = replies.find((r) => r.server?.name === 'resolver')
+  if (ours === undefined) throw new Error(`no reply from the resolver among ${replies.length}: ${JSON.stringify(replies)}`)
+  return { ours, all: replies }
+}
+
+/** The JWT each server has applied for `id` (ACCOUNTZ, protocol.md §8), by server name; undefined = not loaded. */
+export async function appliedJwts(nc: NatsConnection, id: string, servers: number): Promise<Map<string, string | undefined>> {
+  const replies = await gather(nc, subjects.accountz, JSON.stringify({ account: id }), servers, 2000)
+  const out = new Map<string, string | undefined>()
+  for (const m of replies) {
+    const r = m.json<{ server: { name: string }; data?: { account_detail?: { jwt?: string } } }>()
+    out.set(r.server.name, r.data?.account_detail?.jwt)
+  }
+  return out
+}
