@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs'
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
+import { fromSeed } from '@nats-io/nkeys'
 import { newAccount, newOperator, newUser } from './identities.ts'
+import { SERVICE_PERMISSIONS, type MeshServiceName } from './permissions.ts'
 
 /** Where a bootstrapped deployment keeps its identities. Seeds and creds are written 0600. */
 export interface BootstrapPaths {
@@ -13,6 +15,8 @@ export interface BootstrapPaths {
   sysCreds: string
   demoJwt: string
   demoCreds: string
+  /** One least-privileged system-account user per service (ops/permissions.ts). */
+  serviceCreds: Record<MeshServiceName, string>
 }
 
 export function bootstrapPaths(dir: string): BootstrapPaths {
@@ -25,6 +29,11 @@ export function bootstrapPaths(dir: string): BootstrapPaths {
     sysCreds: join(d, 'sys.creds'),
     demoJwt: join(d, 'demo.jwt'),
     demoCreds: join(d, 'demo.creds'),
+    serviceCreds: {
+      resolver: join(d, 'resolver.creds'),
+      signer: join(d, 'signer.creds'),
+      notifier: join(d, 'notifier.creds'),
+    },
   }
 }
 
@@ -40,7 +49,10 @@ const secret = async (path: string, text: string) => {
  */
 export async function bootstrap(dir: string, operatorName = 'MESH'): Promise<{ paths: BootstrapPaths; created: boolean }> {
   const paths = bootstrapPaths(dir)
-  if (existsSync(paths.operatorJwt)) return { paths, created: false }
+  if (existsSync(paths.operatorJwt)) {
+    await writeServiceCreds(paths)
+    return { paths, created: false }
+  }
   await mkdir(join(paths.dir, 'keys'), { recursive: true, mode: 0o700 })
   const op = await newOperator(operatorName)
   const sysUser = await newUser(op.systemAccount, 'sys')
@@ -56,9 +68,25 @@ export async function bootstrap(dir: string, operatorName = 'MESH'): Promise<{ p
   await secret(paths.demoCreds, demoUser.creds)
   await writeFile(paths.sysJwt, op.systemAccount.jwt + '\n')
   await writeFile(paths.demoJwt, demo.jwt + '\n')
+  await writeServiceCreds(paths)
   // Written last: its presence is what marks the directory as bootstrapped.
   await writeFile(paths.operatorJwt, op.jwt + '\n')
   return { paths, created: true }
+}
+
+/**
+ * Writes each service's creds file if it is missing, signed by the SYS identity key (keys/sys.nk), with
+ * exactly the permissions of ops/permissions.ts. Also run on a reused directory made before they existed.
+ */
+async function writeServiceCreds(paths: BootstrapPaths): Promise<void> {
+  const missing = (Object.keys(paths.serviceCreds) as MeshServiceName[]).filter((n) => !existsSync(paths.serviceCreds[n]))
+  if (missing.length === 0) return
+  const sysSeed = (await readFile(join(paths.dir, 'keys', 'sys.nk'), 'utf8')).trim()
+  const kp = fromSeed(new TextEncoder().encode(sysSeed))
+  const sys = { name: 'SYS', kp, id: kp.getPublicKey(), jwt: '' }
+  for (const name of missing) {
+    await secret(paths.serviceCreds[name], (await newUser(sys, name, SERVICE_PERMISSIONS[name])).creds)
+  }
 }
 
 /** The system account id and JWT of a bootstrapped directory, for the server configuration. */

@@ -79,11 +79,12 @@ start('nats-server', 'nats-server', ['-c', confPath])
 const tsx = (svc: string) => [process.execPath, ['--import', 'tsx', `services/${svc}/main.ts`]] as const
 start('resolver', ...tsx('resolver'), {
   ...serviceEnv,
+  NATS_CREDS: paths.serviceCreds.resolver,
   RESOLVER_DATA_DIR: join(dataDir, 'resolver'),
   SYSTEM_ACCOUNT_JWT: paths.sysJwt,
 })
-start('signer', ...tsx('signer'), { ...serviceEnv, SIGNER_SEED_FILE: paths.signingSeed })
-start('notifier', ...tsx('notifier'), serviceEnv)
+start('signer', ...tsx('signer'), { ...serviceEnv, NATS_CREDS: paths.serviceCreds.signer, SIGNER_SEED_FILE: paths.signingSeed })
+start('notifier', ...tsx('notifier'), { ...serviceEnv, NATS_CREDS: paths.serviceCreds.notifier })
 
 // Wait for the resolver to answer, then make sure the demo account is in the store.
 const nc = await connect({

@@ -66,10 +66,16 @@ export async function newAccount(
 
 /**
  * A user signed directly by the account's identity key: until the system account resolves, a server admits
- * only such users of it (protocol.md §8, SYS bootstrap).
+ * only such users of it (protocol.md §8, SYS bootstrap). With `permissions`, the user may publish and
+ * subscribe only to the listed subjects (user JWT `pub`/`sub` allow lists); no response permission is set.
  */
-export async function newUser(account: AccountIdentity, name: string): Promise<UserIdentity> {
+export async function newUser(
+  account: AccountIdentity,
+  name: string,
+  permissions?: { pub: string[]; sub: string[] },
+): Promise<UserIdentity> {
   const kp = createUser()
-  const jwt = await encodeUser(name, kp, account.kp)
+  const perms = permissions && { pub: { allow: [...permissions.pub] }, sub: { allow: [...permissions.sub] } }
+  const jwt = await encodeUser(name, kp, account.kp, perms)
   return { name, kp, jwt, creds: new TextDecoder().decode(fmtCreds(jwt, kp)) }
 }

@@ -2,8 +2,10 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
+import { newUser } from '../../ops/identities.ts'
+import { SERVICE_PERMISSIONS } from '../../ops/permissions.ts'
 import type { Fixture } from './fixtures.ts'
-import { tempDir } from './fixtures.ts'
+import { credsFile, tempDir } from './fixtures.ts'
 import type { NatsServerHandle } from './nats-server.ts'
 import { stopProcess } from './processes.ts'
 import { waitFor } from './wait-for.ts'
@@ -90,6 +92,23 @@ export function baseEnv(fx: Fixture, servers: NatsServerHandle[]): Record<string
   }
 }
 
+const serviceCreds = new WeakMap<Fixture, Map<ServiceName, Promise<string>>>()
+
+/**
+ * A creds file for the service's own system-account user, with exactly the permissions ops/permissions.ts
+ * (and the README) give it: services run least-privileged in every test unless a test passes NATS_CREDS.
+ */
+export function serviceCredsPath(fx: Fixture, name: ServiceName): Promise<string> {
+  let byName = serviceCreds.get(fx)
+  if (byName === undefined) serviceCreds.set(fx, (byName = new Map()))
+  let path = byName.get(name)
+  if (path === undefined) {
+    path = newUser(fx.op.systemAccount, name, SERVICE_PERMISSIONS[name]).then((u) => credsFile(fx, u))
+    byName.set(name, path)
+  }
+  return path
+}
+
 export async function startResolver(
   t: Test,
   fx: Fixture,
@@ -99,6 +118,7 @@ export async function startResolver(
   const dataDir = env.RESOLVER_DATA_DIR ?? (await tempDir(t, 'resolver'))
   const svc = spawnService(t, 'resolver', {
     ...baseEnv(fx, servers),
+    NATS_CREDS: await serviceCredsPath(fx, 'resolver'),
     RESOLVER_DATA_DIR: dataDir,
     SYSTEM_ACCOUNT_JWT: fx.sysJwtPath,
     ...env,
@@ -113,5 +133,6 @@ export async function startService(
   servers: NatsServerHandle[],
   env: Record<string, string> = {},
 ): Promise<ServiceProcess> {
-  return serviceReady(spawnService(t, name, { ...baseEnv(fx, servers), ...env }))
+  const creds = await serviceCredsPath(fx, name)
+  return serviceReady(spawnService(t, name, { ...baseEnv(fx, servers), NATS_CREDS: creds, ...env }))
 }

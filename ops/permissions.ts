@@ -1,0 +1,74 @@
+import { subjects } from '../shared/index.ts'
+
+/** Publish and subscribe allow lists of a NATS user (user JWT `pub`/`sub`); anything not listed is denied. */
+export interface ServicePermissions {
+  pub: string[]
+  sub: string[]
+}
+
+export type MeshServiceName = 'resolver' | 'signer' | 'notifier'
+
+/** Replies to nats-servers go to `$SYS._INBOX.…`, to nsc, natscli and our services to `_INBOX.…` (protocol.md §9.8). */
+const SERVER_INBOXES = '$SYS._INBOX.>'
+const CLIENT_INBOXES = '_INBOX.>'
+/** `$SRV.PING|INFO|STATS[.<name>[.<id>]]`: every micro service answers these. */
+const MICRO = '$SRV.>'
+
+/**
+ * The least each service's NATS user needs, in the system account. The single source for the README's
+ * permissions section (checked by test/permissions.test.ts), the tests, which run every service with exactly
+ * these, and `npm run bootstrap`, which writes one creds file per service.
+ *
+ * No response permission (`resp`) is set: a max-1 response permission would cut PACK's stream of replies
+ * short (protocol.md §9.8), so replies are allowed by publish permission on the inbox prefixes instead.
+ */
+export const SERVICE_PERMISSIONS: Readonly<Record<MeshServiceName, ServicePermissions>> = {
+  // Each service's container healthcheck (ops/healthcheck.ts) asks its own health endpoint with these creds.
+  resolver: {
+    sub: [
+      subjects.lookup(),
+      subjects.accountUpdate(),
+      // UPDATE, LIST, DELETE, PACK and whatever claim subject nats-server adds next
+      '$SYS.REQ.CLAIMS.>',
+      // the resolver's own internal endpoints (history, outbox, health, ...)
+      'mesh.resolver.>',
+      MICRO,
+      // replies to its own requests to the signer and the notifier
+      CLIENT_INBOXES,
+    ],
+    pub: [
+      SERVER_INBOXES,
+      CLIENT_INBOXES,
+      // validate, validate-delete, health
+      'mesh.signer.>',
+      // notify, health
+      'mesh.notifier.>',
+      // change events and its own internal API
+      'mesh.resolver.>',
+    ],
+  },
+  signer: {
+    sub: ['mesh.signer.>', MICRO, CLIENT_INBOXES],
+    // it answers the resolver and natscli on _INBOX subjects; asks nothing but its own health (healthcheck)
+    pub: [CLIENT_INBOXES, subjects.signerHealth],
+  },
+  notifier: {
+    sub: ['mesh.notifier.>', MICRO, CLIENT_INBOXES],
+    pub: [
+      CLIENT_INBOXES,
+      subjects.notifierHealth,
+      subjects.accountUpdate(),
+      subjects.legacyAccountUpdate(),
+      subjects.claimsDelete,
+      subjects.serverPing,
+      subjects.accountz,
+    ],
+  },
+}
+
+/** The permissions as the Markdown table the README shows. */
+export function permissionsMarkdown(): string {
+  const code = (list: string[]) => list.map((s) => `\`${s}\``).join(' ')
+  const rows = Object.entries(SERVICE_PERMISSIONS).map(([name, p]) => `| \`${name}\` | ${code(p.sub)} | ${code(p.pub)} |`)
+  return ['| service | subscribe | publish |', '| --- | --- | --- |', ...rows].join('\n')
+}
