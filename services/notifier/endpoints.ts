@@ -1,4 +1,4 @@
-import { changeFrom, errors, isAccountKey, subjects, type DeliveryReport, type MeshService, type NatsConnection } from '../../shared/index.ts'
+import { addHealthEndpoint, changeFrom, errors, isAccountKey, subjects, type DeliveryReport, type MeshService, type NatsConnection } from '../../shared/index.ts'
 import { broadcast } from './broadcast.ts'
 import type { ServerDirectory } from './server-directory.ts'
 
@@ -21,13 +21,11 @@ export function addNotifierEndpoints(service: MeshService, nc: NatsConnection, d
       return JSON.stringify(report)
     },
   })
-  service.endpoint({
-    name: 'health',
+  addHealthEndpoint(service, nc, {
     subject: subjects.notifierHealth,
-    description: 'Reports that the notifier is connected and which servers it knows',
-    async handle() {
-      const servers = await directory.current()
-      return JSON.stringify({ ok: true, nats: nc.isClosed() ? 'closed' : 'connected', servers })
+    description: 'Reports the NATS connection and which nats-servers the notifier knows',
+    async check() {
+      return { ok: true, servers: await directory.current() }
     },
   })
 }

@@ -75,6 +75,11 @@ export class AccountStore {
     return store
   }
 
+  /** Open and able to read and write: what the health endpoint reports. */
+  get ready(): boolean {
+    return this.db.status === 'open'
+  }
+
   /** The current version of `id`, or undefined when unknown. */
   async get(id: string): Promise<StoredAccount | undefined> {
     const hit = this.cache.get(id)

@@ -3,6 +3,7 @@ import { AccountStore } from './account-store.ts'
 import { ClaimReplies } from './claim-reply.ts'
 import { loadResolverConfig } from './config.ts'
 import { Delivery } from './delivery.ts'
+import { addResolverHealth } from './health.ts'
 import { addLookupEndpoint } from './lookup.ts'
 import { storeSystemAccount } from './system-account.ts'
 import { addUpdateEndpoints } from './update.ts'
@@ -19,6 +20,7 @@ startup('resolver', async () => {
   })
   const delivery = new Delivery(nc, store, log.child({ part: 'delivery' }))
   addLookupEndpoint(service, store)
+  addResolverHealth(service, nc, store)
   addUpdateEndpoints(service, { nc, store, delivery, replies: new ClaimReplies(service.id) })
   await delivery.resume()
   await runUntilStopped({ log, service, nc, closers: [() => store.close(), async () => delivery.close()] })

@@ -1,4 +1,5 @@
 import {
+  addHealthEndpoint,
   errors,
   nowSeconds,
   peekClaims,
@@ -7,6 +8,7 @@ import {
   type AccountVerdict,
   type DeleteVerdict,
   type MeshService,
+  type NatsConnection,
 } from '../../shared/index.ts'
 import type { ServiceMsg } from '@nats-io/services'
 import { validateAccountJwt } from './account-rules.ts'
@@ -30,7 +32,7 @@ function tokenOf(msg: ServiceMsg): string {
   return msg.string()
 }
 
-export function addSignerEndpoints(service: MeshService, config: SignerConfig): void {
+export function addSignerEndpoints(service: MeshService, config: SignerConfig, nc: NatsConnection): void {
   service.endpoint({
     name: 'validate',
     subject: subjects.signerValidate,
@@ -65,12 +67,11 @@ export function addSignerEndpoints(service: MeshService, config: SignerConfig): 
       return JSON.stringify(verdict)
     },
   })
-  service.endpoint({
-    name: 'health',
+  addHealthEndpoint(service, nc, {
     subject: subjects.signerHealth,
-    description: 'Reports the trusted operator and whether managed accounts can be signed',
-    async handle() {
-      return JSON.stringify({ ok: true, operator: config.trust.operatorKey, managed: config.signingKey !== undefined })
+    description: 'Reports the NATS connection, the trusted operator and whether managed accounts can be signed',
+    async check() {
+      return { ok: true, operator: config.trust.operatorKey, managed: config.signingKey !== undefined }
     },
   })
 }

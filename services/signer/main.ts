@@ -11,6 +11,6 @@ startup('signer', async () => {
     description: 'Validates account JWTs against the trusted operator and signs managed accounts',
     metadata: { managed: config.signingKey === undefined ? 'false' : 'true' },
   })
-  addSignerEndpoints(service, config)
+  addSignerEndpoints(service, config, nc)
   await runUntilStopped({ log, service, nc })
 })

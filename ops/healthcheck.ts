@@ -1,0 +1,47 @@
+import { connect } from '@nats-io/transport-node'
+import { credsAuthenticator } from '@nats-io/nats-core'
+import { envReader, readNatsConfig, subjects, type HealthReport } from '../shared/index.ts'
+
+// `node --import tsx ops/healthcheck.ts <resolver|signer|notifier>`: a container healthcheck. Connects with
+// the service's own NATS_URL and NATS_CREDS, asks the service's health endpoint and exits 0 only when it
+// answers `ok`. One line on stdout either way. It asks the service, not this process: with several replicas
+// any instance may answer (the endpoints share queue group `q`).
+const HEALTH = {
+  resolver: subjects.resolverHealth,
+  signer: subjects.signerHealth,
+  notifier: subjects.notifierHealth,
+} as const
+const TIMEOUT_MS = 3000
+
+async function check(service: string | undefined): Promise<number> {
+  if (service === undefined || !(service in HEALTH)) {
+    process.stdout.write(`usage: healthcheck.ts <${Object.keys(HEALTH).join('|')}>\n`)
+    return 2
+  }
+  const r = envReader(process.env)
+  const config = readNatsConfig(r)
+  r.assertValid()
+  const nc = await connect({
+    servers: config.servers,
+    authenticator: config.creds === undefined ? undefined : credsAuthenticator(new TextEncoder().encode(config.creds)),
+    name: `healthcheck-${service}`,
+    reconnect: false,
+    timeout: TIMEOUT_MS,
+  })
+  try {
+    const reply = await nc.request(HEALTH[service as keyof typeof HEALTH], '', { timeout: TIMEOUT_MS })
+    const health = reply.json<HealthReport>()
+    process.stdout.write(`${service} ${health.ok ? 'healthy' : 'unhealthy'}: ${reply.string()}\n`)
+    return health.ok === true ? 0 : 1
+  } finally {
+    await nc.close()
+  }
+}
+
+check(process.argv[2]).then(
+  (code) => (process.exitCode = code),
+  (err: unknown) => {
+    process.stdout.write(`${process.argv[2] ?? 'service'} unhealthy: ${(err as Error).message}\n`)
+    process.exitCode = 1
+  },
+)
