@@ -1,0 +1,113 @@
+import t, { type Test } from 'tap'
+import { headers } from '@nats-io/nats-core'
+import { SignerHeader, subjects } from '../shared/index.ts'
+import { newAccount, type AccountIdentity } from '../ops/identities.ts'
+import { connectWith } from './helpers/clients.ts'
+import { makeFixture } from './helpers/fixtures.ts'
+import { startNatsServer } from './helpers/nats-server.ts'
+import { startResolver, startService, type ServiceProcess } from './helpers/services.ts'
+import { push } from './helpers/sys-requests.ts'
+
+const LOOKUPS = 2000
+const PUSHES = 40
+const REQUEST_TIMEOUT_MS = 15_000
+const range = (n: number) => Array.from({ length: n }, (_, i) => i)
+
+/** Counts replies as they arrive, so the test can show work was still in flight when the signal went out. */
+function counter() {
+  let n = 0
+  return { done: <T>(p: Promise<T>) => p.finally(() => n++), get value() { return n } }
+}
+
+function shutdownLogs(t: Test, svc: ServiceProcess): void {
+  const failed = svc.logs.filter((l) => l.msg === 'shutdown step failed' || (typeof l.level === 'number' && l.level >= 50))
+  t.same(failed, [], `${svc.name} logged no error while stopping`)
+  const stopping = svc.logs.findIndex((l) => l.msg === 'stopping')
+  const stopped = svc.logs.findIndex((l) => l.msg === 'stopped')
+  t.ok(stopping >= 0 && stopped > stopping, `${svc.name} logged stopping, then stopped`)
+  t.equal(svc.logs[stopped]?.exitCode, 0, `${svc.name} stopped with exit code 0`)
+}
+
+t.test('SIGTERM under load: the resolver answers every request it was sent, then exits 0', async (t) => {
+  const fx = await makeFixture(t)
+  const ns = await startNatsServer(t, fx)
+  await Promise.all([startService(t, 'signer', fx, [ns]), startService(t, 'notifier', fx, [ns])])
+  let resolver = await startResolver(t, fx, [ns])
+  const sys = await connectWith(t, ns, fx.sysUser.creds)
+
+  const stored = await Promise.all(range(10).map((i) => newAccount(fx.op, `STORED${i}`)))
+  for (const a of stored) t.equal((await push(sys, subjects.claimsUpdate, a.jwt, 1)).ours.data?.code, 200, `${a.name} stored`)
+  const pushed = await Promise.all(range(PUSHES).map((i) => newAccount(fx.op, `PUSHED${i}`)))
+
+  const lookupReplies = counter()
+  const pushReplies = counter()
+  const lookups = range(LOOKUPS).map((i) => {
+    const a = stored[i % stored.length]!
+    return lookupReplies.done(sys.request(subjects.lookup(a.id), '', { timeout: REQUEST_TIMEOUT_MS }).then((m) => m.string() === a.jwt))
+  })
+  const pushes = pushed.map((a) => pushReplies.done(push(sys, subjects.claimsUpdate, a.jwt, 1).then((r) => r.ours)))
+  // Once the server has answered our PING it has handed every request above to the resolver.
+  await sys.flush()
+  const answeredAtSignal = { lookups: lookupReplies.value, pushes: pushReplies.value }
+  resolver.proc.kill('SIGTERM')
+
+  const lookupResults = await Promise.allSettled(lookups)
+  const pushResults = await Promise.allSettled(pushes)
+  const exitCode = await resolver.exited
+  t.ok(
+    answeredAtSignal.pushes < PUSHES,
+    `work in flight at the signal: ${answeredAtSignal.lookups} of ${LOOKUPS} lookups and ${answeredAtSignal.pushes} of ${PUSHES} pushes answered`,
+  )
+  const failedLookups = lookupResults.filter((r) => r.status === 'rejected').map((r) => String(r.reason))
+  t.same(failedLookups.slice(0, 3), [], `no lookup failed or timed out (${failedLookups.length} did)`)
+  t.equal(lookupResults.filter((r) => r.status === 'fulfilled' && r.value).length, LOOKUPS, 'every lookup got its account JWT')
+  const failedPushes = pushResults.filter((r) => r.status === 'rejected').map((r) => String(r.reason))
+  t.same(failedPushes.slice(0, 3), [], `no push went unanswered (${failedPushes.length} did)`)
+  const codes = pushResults.map((r) => (r.status === 'fulfilled' ? r.value.data?.code ?? r.value.error?.code : 'none'))
+  t.same(codes, pushed.map(() => 200), 'every push was acknowledged')
+  t.equal(exitCode, 0, 'the resolver exited 0')
+  shutdownLogs(t, resolver)
+
+  await t.test('every acknowledged push is in the store after a restart', async (t) => {
+    resolver = await startResolver(t, fx, [ns], { RESOLVER_DATA_DIR: resolver.dataDir })
+    for (const a of pushed) {
+      const jwt = (await sys.request(subjects.lookup(a.id), '', { timeout: 2000 })).string()
+      if (jwt !== a.jwt) t.fail(`${a.name} missing after the restart`)
+    }
+    t.pass(`all ${PUSHES} pushed accounts served`)
+  })
+})
+
+t.test('SIGTERM under load: the signer and the notifier answer what they were sent, then exit 0', async (t) => {
+  const fx = await makeFixture(t)
+  const ns = await startNatsServer(t, fx)
+  const [signer, notifier] = await Promise.all([startService(t, 'signer', fx, [ns]), startService(t, 'notifier', fx, [ns])])
+  const sys = await connectWith(t, ns, fx.sysUser.creds)
+  const accounts: AccountIdentity[] = await Promise.all(range(20).map((i) => newAccount(fx.op, `V${i}`)))
+
+  for (const [svc, send] of [
+    [
+      signer,
+      (i: number) => {
+        const a = accounts[i % accounts.length]!
+        const h = headers()
+        h.set(SignerHeader.account, a.id)
+        return sys.request(subjects.signerValidate, a.jwt, { timeout: REQUEST_TIMEOUT_MS, headers: h }).then((m) => !m.headers && m.json<{ id: string }>().id === a.id)
+      },
+    ],
+    [notifier, () => sys.request(subjects.notifierHealth, '', { timeout: REQUEST_TIMEOUT_MS }).then((m) => m.json<{ ok: boolean }>().ok)],
+  ] as const) {
+    const replies = counter()
+    const sent = range(500).map((i) => replies.done(send(i)))
+    await sys.flush()
+    const answeredAtSignal = replies.value
+    svc.proc.kill('SIGTERM')
+    const results = await Promise.allSettled(sent)
+    t.ok(answeredAtSignal < sent.length, `${svc.name}: ${answeredAtSignal} of ${sent.length} answered at the signal`)
+    const failed = results.filter((r) => r.status === 'rejected').map((r) => String(r.reason))
+    t.same(failed.slice(0, 3), [], `${svc.name}: no request failed or timed out (${failed.length} did)`)
+    t.equal(results.filter((r) => r.status === 'fulfilled' && r.value).length, sent.length, `${svc.name}: every reply is a success`)
+    t.equal(await svc.exited, 0, `${svc.name} exited 0`)
+    shutdownLogs(t, svc)
+  }
+})
