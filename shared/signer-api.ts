@@ -29,6 +29,24 @@ export interface DeleteVerdict {
   /** sha256 (hex) of the whole token: the replay-memory key (protocol.md §6). */
   hash: string
   iat: number
+  /** Until when (seconds) the request passes the freshness check: it must be remembered that long. */
+  freshUntil: number
+}
+
+/** The signer's answer to a valid activation token (protocol.md §5). */
+export interface ActivationVerdict {
+  hashId: string
+  iat: number
+  exporter: string
+  importer: string
+  subject: string
+  kind: string
+}
+
+/** What the signer needs to check an activation: the token and the exporting account's current JWT. */
+export interface ActivationRequest {
+  token: string
+  exporterJwt: string
 }
 
 const SIGNER_TIMEOUT_MS = 2000
@@ -73,4 +91,7 @@ export function validateDelete(nc: NatsConnection, jwt: string): Promise<DeleteV
   return ask<DeleteVerdict>(nc, subjects.signerValidateDelete, jwt)
 }
 
-
+/** Asks the signer to validate an activation token against the exporter's JWT. Throws its AppError. */
+export function validateActivation(nc: NatsConnection, req: ActivationRequest): Promise<ActivationVerdict> {
+  return ask<ActivationVerdict>(nc, subjects.signerValidateActivation, JSON.stringify(req))
+}

@@ -15,10 +15,14 @@ export const subjects = {
 
   signerValidate: 'mesh.signer.validate',
   signerValidateDelete: 'mesh.signer.validate-delete',
+  signerValidateActivation: 'mesh.signer.validate-activation',
   signerHealth: 'mesh.signer.health',
   resolverChanges: (id = '*') => `mesh.resolver.changes.${id}`,
   resolverOutbox: 'mesh.resolver.outbox',
   resolverHealth: 'mesh.resolver.health',
+  resolverHistory: (id = '*') => `mesh.resolver.history.${id}`,
+  resolverActivationPut: 'mesh.resolver.activation.put',
+  resolverActivationGet: 'mesh.resolver.activation.get',
   notifierNotify: 'mesh.notifier.notify',
   notifierHealth: 'mesh.notifier.health',
 } as const

@@ -1,6 +1,8 @@
-import { Level } from 'level'
-import { peekClaims, type Change } from '../../shared/index.ts'
+import { Level, type BatchOperation } from 'level'
+import { errors, isExpired, nowSeconds, peekClaims, type Change } from '../../shared/index.ts'
+import { ActivationStore } from './activation-store.ts'
 import { decideSave } from './save-rule.ts'
+import { StoreHash } from './store-hash.ts'
 
 /** The current version of an account, as served. */
 export interface StoredAccount {
@@ -24,16 +26,51 @@ export interface OutboxEntry extends Change {
 
 export type SaveResult = { outcome: 'stored'; change: OutboxEntry } | { outcome: 'current' }
 
-/** One accepted version of an account, as kept in history. */
+/**
+ * One accepted version of an account, as kept in history. A deletion is an entry too: its `jwt` is the
+ * operator-signed delete request and its `iat` that request's.
+ */
 export interface HistoryEntry {
   seq: number
+  kind: 'created' | 'updated' | 'deleted'
   jwt: string
   iat: number
   at: string
   via: string
 }
 
+/** What is left of a deleted account: never served, kept for audit and to refuse older JWTs. */
+export interface Tombstone {
+  id: string
+  /** The delete request's `iat`: a JWT issued before it cannot bring the account back. */
+  iat: number
+  at: string
+  /** sha256 (hex) of the delete request. */
+  request: string
+  /** The version that was current when it was deleted. */
+  jwt: string
+}
+
+/** An accepted delete request. */
+export interface DeleteRequest {
+  token: string
+  accounts: string[]
+  iat: number
+  /** sha256 (hex) of the token: the replay-memory key. */
+  hash: string
+  /** Until when (seconds) the token must be remembered: after that the signer refuses it as stale anyway. */
+  rememberUntil: number
+  via: string
+}
+
+export interface DeleteResult {
+  /** Every account named, stored or not: nats-server counts a missing account as deleted. */
+  deleted: number
+  changes: OutboxEntry[]
+}
+
 const seqKey = (seq: number) => String(seq).padStart(16, '0')
+const HASH_KEY = 'hash'
 const historyKey = (id: string, seq: number) => `${id}!${seqKey(seq)}`
 
 const summarize = (id: string, jwt: string): StoredAccount => {
@@ -51,6 +88,10 @@ export class AccountStore {
   private readonly history
   private readonly outbox
   private readonly meta
+  private readonly tombstones
+  private readonly replays
+  readonly activations: ActivationStore
+  private hash = new StoreHash()
   private readonly cache = new Map<string, StoredAccount>()
   private readonly locks = new Map<string, Promise<unknown>>()
   /** Orders every change: history keys and outbox keys both carry it. */
@@ -65,6 +106,9 @@ export class AccountStore {
     this.history = db.sublevel<string, string>('hist', { valueEncoding: 'utf8' })
     this.outbox = db.sublevel<string, string>('outbox', { valueEncoding: 'utf8' })
     this.meta = db.sublevel<string, string>('meta', { valueEncoding: 'utf8' })
+    this.tombstones = db.sublevel<string, string>('tomb', { valueEncoding: 'utf8' })
+    this.replays = db.sublevel<string, string>('replay', { valueEncoding: 'utf8' })
+    this.activations = new ActivationStore(db)
   }
 
   static async open(dir: string, opts: { cacheSize?: number } = {}): Promise<AccountStore> {
@@ -72,12 +116,20 @@ export class AccountStore {
     await db.open()
     const store = new AccountStore(db, opts.cacheSize ?? 100_000)
     store.seq = Number((await store.meta.get('seq')) ?? 0)
+    const hash = await store.meta.get(HASH_KEY)
+    store.hash = hash === undefined ? await store.computeHash() : new StoreHash(Buffer.from(hash, 'hex'))
+    await store.forgetOldRequests()
     return store
   }
 
   /** Open and able to read and write: what the health endpoint reports. */
   get ready(): boolean {
     return this.db.status === 'open'
+  }
+
+  /** The PACK store hash over every current (not deleted) JWT. */
+  storeHash(): Buffer {
+    return this.hash.digest()
   }
 
   /** The current version of `id`, or undefined when unknown. */
@@ -108,21 +160,83 @@ export class AccountStore {
       if (decideSave(id, stored && { token: stored.jwt, iat: stored.iat }, { token: jwt, iat: next.iat }) === 'current') {
         return { outcome: 'current' }
       }
+      const tomb = stored === undefined ? await this.tombstoneOf(id) : undefined
+      // A JWT issued before the deletion is one the operator meant to remove, perhaps replayed by someone else.
+      if (tomb !== undefined && next.iat < tomb.iat) throw errors.jwtOutdated(`${id} (deleted)`, tomb.iat, next.iat)
       const at = new Date().toISOString()
-      const change: OutboxEntry = { seq: ++this.seq, id, kind: stored ? 'updated' : 'created', jwt, at }
-      const entry: HistoryEntry = { seq: change.seq, jwt, iat: next.iat, at, via: origin.via }
-      await this.db.batch(
-        [
-          { type: 'put', sublevel: this.current, key: id, value: jwt },
-          { type: 'put', sublevel: this.history, key: historyKey(id, change.seq), value: JSON.stringify(entry) },
-          { type: 'put', sublevel: this.outbox, key: seqKey(change.seq), value: JSON.stringify(change) },
-          { type: 'put', sublevel: this.meta, key: 'seq', value: String(change.seq) },
-        ],
-        { sync: true },
-      )
+      const kind = stored ? 'updated' : 'created'
+      const change: OutboxEntry = { seq: ++this.seq, id, kind, jwt, at }
+      const entry: HistoryEntry = { seq: change.seq, kind, jwt, iat: next.iat, at, via: origin.via }
+      const undo = this.rehash(stored?.jwt, jwt)
+      try {
+        await this.db.batch(
+          [
+            { type: 'put', sublevel: this.current, key: id, value: jwt },
+            { type: 'put', sublevel: this.history, key: historyKey(id, change.seq), value: JSON.stringify(entry) },
+            { type: 'put', sublevel: this.outbox, key: seqKey(change.seq), value: JSON.stringify(change) },
+            ...(tomb === undefined ? [] : [{ type: 'del' as const, sublevel: this.tombstones, key: id }]),
+            ...this.metaOps(change.seq),
+          ],
+          { sync: true },
+        )
+      } catch (e) {
+        undo()
+        throw e
+      }
       this.remember(next)
       return { outcome: 'stored', change }
     })
+  }
+
+  /**
+   * Deletes the accounts a validated delete request names: each stored one becomes a tombstone, with a
+   * history entry and an outbox entry carrying the request (servers act on the request itself), and the
+   * request is remembered so it cannot be replayed; all in one synced batch. Throws REQUEST_REPLAYED for a
+   * remembered request.
+   */
+  remove(req: DeleteRequest): Promise<DeleteResult> {
+    const ids = [...new Set(req.accounts)].sort()
+    return this.exclusiveAll(ids, async () => {
+      if ((await this.replays.get(req.hash)) !== undefined) throw errors.requestReplayed()
+      const found: StoredAccount[] = []
+      for (const id of ids) {
+        const stored = await this.get(id)
+        if (stored !== undefined) found.push(stored)
+      }
+      // From here to the batch nothing awaits, so the seq and hash it records are exactly this write's.
+      const at = new Date().toISOString()
+      const ops: BatchOperation<Level<string, string>, string, string>[] = []
+      const changes: OutboxEntry[] = []
+      const undos: (() => void)[] = []
+      for (const stored of found) {
+        const id = stored.id
+        const change: OutboxEntry = { seq: ++this.seq, id, kind: 'deleted', jwt: req.token, at }
+        const entry: HistoryEntry = { seq: change.seq, kind: 'deleted', jwt: req.token, iat: req.iat, at, via: req.via }
+        const tomb: Tombstone = { id, iat: req.iat, at, request: req.hash, jwt: stored.jwt }
+        undos.push(this.rehash(stored.jwt, undefined))
+        ops.push(
+          { type: 'del', sublevel: this.current, key: id },
+          { type: 'put', sublevel: this.tombstones, key: id, value: JSON.stringify(tomb) },
+          { type: 'put', sublevel: this.history, key: historyKey(id, change.seq), value: JSON.stringify(entry) },
+          { type: 'put', sublevel: this.outbox, key: seqKey(change.seq), value: JSON.stringify(change) },
+        )
+        changes.push(change)
+      }
+      ops.push({ type: 'put', sublevel: this.replays, key: req.hash, value: String(req.rememberUntil) }, ...this.metaOps(this.seq))
+      try {
+        await this.db.batch(ops, { sync: true })
+      } catch (e) {
+        for (const undo of undos) undo()
+        throw e
+      }
+      for (const c of changes) this.cache.delete(c.id)
+      return { deleted: ids.length, changes }
+    })
+  }
+
+  async tombstoneOf(id: string): Promise<Tombstone | undefined> {
+    const raw = await this.tombstones.get(id)
+    return raw === undefined ? undefined : (JSON.parse(raw) as Tombstone)
   }
 
   /**
@@ -137,7 +251,7 @@ export class AccountStore {
       await this.db.batch(
         [
           { type: 'put', sublevel: this.outbox, key: seqKey(change.seq), value: JSON.stringify(change) },
-          { type: 'put', sublevel: this.meta, key: 'seq', value: String(change.seq) },
+          ...this.metaOps(change.seq),
         ],
         { sync: true },
       )
@@ -162,15 +276,65 @@ export class AccountStore {
     yield* this.current.keys()
   }
 
-  /** Every accepted version of `id`, oldest first. */
-  async historyOf(id: string): Promise<HistoryEntry[]> {
+  /** Every current account as `[id, jwt]`, in key order, read from one snapshot. */
+  async *entries(): AsyncIterable<[string, string]> {
+    yield* this.current.iterator()
+  }
+
+  /** The ids of stored accounts that have not expired: what LIST reports. */
+  async liveIds(now = nowSeconds()): Promise<string[]> {
+    const out: string[] = []
+    for await (const [id, jwt] of this.entries()) if (!isExpired(peekClaims(jwt), now)) out.push(id)
+    return out
+  }
+
+  /** Accepted versions of `id` after `after` (a seq), oldest first, at most `limit`. */
+  async historyOf(id: string, opts: { after?: number; limit?: number } = {}): Promise<HistoryEntry[]> {
     const out: HistoryEntry[] = []
-    for await (const v of this.history.values({ gt: `${id}!`, lt: `${id}!~` })) out.push(JSON.parse(v) as HistoryEntry)
+    const gt = opts.after === undefined ? `${id}!` : historyKey(id, opts.after)
+    for await (const v of this.history.values({ gt, lt: `${id}!~`, limit: opts.limit ?? -1 })) {
+      out.push(JSON.parse(v) as HistoryEntry)
+    }
     return out
   }
 
   close(): Promise<void> {
     return (this.closing ??= this.db.close())
+  }
+
+  /** The seq and store hash as they stand once the batch they join is written. */
+  private metaOps(seq: number) {
+    return [
+      { type: 'put' as const, sublevel: this.meta, key: 'seq', value: String(seq) },
+      { type: 'put' as const, sublevel: this.meta, key: HASH_KEY, value: this.hash.digest().toString('hex') },
+    ]
+  }
+
+  /**
+   * Moves the store hash from `before` to `after` at once, so that the batch written next records it;
+   * returns the undo for a batch that fails.
+   */
+  private rehash(before: string | undefined, after: string | undefined): () => void {
+    const flip = () => {
+      if (before !== undefined) this.hash.toggle(before)
+      if (after !== undefined) this.hash.toggle(after)
+    }
+    flip()
+    return flip
+  }
+
+  /** For a store written before the hash was kept in meta. */
+  private async computeHash(): Promise<StoreHash> {
+    const h = new StoreHash()
+    for await (const jwt of this.current.values()) h.toggle(jwt)
+    return h
+  }
+
+  /** Replay memory is needed only while a request could still pass the signer's freshness window. */
+  private async forgetOldRequests(now = nowSeconds()): Promise<void> {
+    const old: string[] = []
+    for await (const [hash, until] of this.replays.iterator()) if (Number(until) < now) old.push(hash)
+    if (old.length > 0) await this.replays.batch(old.map((key) => ({ type: 'del' as const, key })))
   }
 
   private remember(acc: StoredAccount): void {
@@ -180,6 +344,11 @@ export class AccountStore {
       const oldest = this.cache.keys().next().value
       if (oldest !== undefined) this.cache.delete(oldest)
     }
+  }
+
+  /** Holds the locks of several accounts, taken in sorted order so two callers cannot deadlock. */
+  private exclusiveAll<T>(sortedIds: string[], work: () => Promise<T>): Promise<T> {
+    return sortedIds.reduceRight<() => Promise<T>>((inner, id) => () => this.exclusive(id, inner), work)()
   }
 
   private exclusive<T>(id: string, work: () => Promise<T>): Promise<T> {

@@ -26,7 +26,12 @@ export class ClaimReplies {
   }
 
   ok(message: string, account?: string): string {
-    return JSON.stringify({ server: this.server(), data: { ...(account ? { account } : {}), code: 200, message } })
+    return this.data({ ...(account ? { account } : {}), code: 200, message })
+  }
+
+  /** A success whose `data` is not a status (LIST answers with an array of ids). */
+  data(data: unknown): string {
+    return JSON.stringify({ server: this.server(), data })
   }
 
   /**

@@ -1,10 +1,15 @@
 import { connectSystem, createLogger, MeshService, runUntilStopped, startup } from '../../shared/index.ts'
 import { AccountStore } from './account-store.ts'
+import { addActivationEndpoints } from './activations.ts'
 import { ClaimReplies } from './claim-reply.ts'
 import { loadResolverConfig } from './config.ts'
+import { addDeleteEndpoint } from './delete.ts'
 import { Delivery } from './delivery.ts'
+import { addHistoryEndpoint } from './history.ts'
+import { addListEndpoint } from './list.ts'
 import { addResolverHealth } from './health.ts'
 import { addLookupEndpoint } from './lookup.ts'
+import { addPackEndpoint } from './pack.ts'
 import { storeSystemAccount } from './system-account.ts'
 import { addUpdateEndpoints } from './update.ts'
 
@@ -21,7 +26,13 @@ startup('resolver', async () => {
   const delivery = new Delivery(nc, store, log.child({ part: 'delivery' }))
   addLookupEndpoint(service, store)
   addResolverHealth(service, nc, store)
-  addUpdateEndpoints(service, { nc, store, delivery, replies: new ClaimReplies(service.id) })
+  const replies = new ClaimReplies(service.id)
+  addUpdateEndpoints(service, { nc, store, delivery, replies })
+  addListEndpoint(service, store, replies)
+  addDeleteEndpoint(service, { nc, store, delivery, replies })
+  addPackEndpoint(service, nc, store, replies)
+  addHistoryEndpoint(service, store)
+  addActivationEndpoints(service, nc, store)
   await delivery.resume()
   await runUntilStopped({ log, service, nc, closers: [() => store.close(), async () => delivery.close()] })
 })

@@ -12,6 +12,7 @@ import {
 } from '../../shared/index.ts'
 import type { ServiceMsg } from '@nats-io/services'
 import { validateAccountJwt } from './account-rules.ts'
+import { validateActivationToken } from './activation-rules.ts'
 import type { SignerConfig } from './config.ts'
 import { validateDeleteRequest } from './delete-rules.ts'
 import { signManagedAccount } from './managed-policy.ts'
@@ -63,8 +64,32 @@ export function addSignerEndpoints(service: MeshService, config: SignerConfig, n
         // Replays are remembered by the resolver, which holds the durable store.
         seen: () => false,
       })
-      const verdict: DeleteVerdict = { accounts: v.accounts, issuer: v.issuer, hash: v.hash, iat: v.iat }
+      const verdict: DeleteVerdict = {
+        accounts: v.accounts,
+        issuer: v.issuer,
+        hash: v.hash,
+        iat: v.iat,
+        freshUntil: v.iat + DELETE_WINDOW_SECONDS,
+      }
       return JSON.stringify(verdict)
+    },
+  })
+  service.endpoint({
+    name: 'validate-activation',
+    subject: subjects.signerValidateActivation,
+    description: "Validates an activation token against the exporting account's current JWT",
+    async handle(msg) {
+      let req: unknown
+      try {
+        req = msg.json()
+      } catch {
+        throw errors.requestInvalid('body is not JSON')
+      }
+      const { token, exporterJwt } = (typeof req === 'object' && req !== null ? req : {}) as Record<string, unknown>
+      if (typeof token !== 'string' || typeof exporterJwt !== 'string') {
+        throw errors.requestInvalid('body must be {"token": string, "exporterJwt": string}')
+      }
+      return JSON.stringify(validateActivationToken(token, exporterJwt))
     },
   })
   addHealthEndpoint(service, nc, {

@@ -15,6 +15,8 @@ export interface NatsServerHandle {
   port: number
   proc: ChildProcess
   stop(): Promise<void>
+  /** Where the server keeps account JWTs (`<id>.jwt`). */
+  jwtDir: string
 }
 
 /** A free loopback port, for the cluster routes that must be known before the servers start. */
@@ -36,6 +38,8 @@ export interface StartOptions {
   /** A port to reuse, for restarting a server where its clients expect it. */
   port?: number
   maxPayload?: number
+  /** A full resolver's PACK sync interval (a Go duration). */
+  interval?: string
 }
 
 /** Starts a real nats-server in operator mode on a free loopback port; stopped when the test ends. */
@@ -54,7 +58,7 @@ export async function startNatsServer(t: Test, fx: Fixture, opts: StartOptions =
       operatorJwtPath: fx.operatorJwtPath,
       systemAccount: fx.op.systemAccount.id,
       systemAccountJwt: fx.op.systemAccount.jwt,
-      resolver: { type: opts.resolver ?? 'cache', dir: jwtDir },
+      resolver: opts.resolver === 'full' ? { type: 'full', dir: jwtDir, interval: opts.interval } : { type: 'cache', dir: jwtDir },
       cluster: opts.cluster,
       maxPayload: opts.maxPayload,
     }),
@@ -74,7 +78,7 @@ export async function startNatsServer(t: Test, fx: Fixture, opts: StartOptions =
     { ms: 10_000, what: 'nats-server ports file' },
   )
   const url = ports.nats[0]!
-  return { name, url, port: Number(new URL(url).port), proc, stop }
+  return { name, url, port: Number(new URL(url).port), proc, stop, jwtDir }
 }
 
 /** Three cache-mode servers routed into one cluster. */
