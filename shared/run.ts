@@ -6,16 +6,21 @@ export interface RunParts {
   log: Logger
   service: MeshService
   nc: NatsConnection
+  /**
+   * Work the service started on its own that must finish while NATS is still up (the resolver's deliveries
+   * to the notifier): awaited after the service has answered its requests, before the connection drains.
+   */
+  settle?: (() => Promise<void>)[]
   /** Closed in reverse order of this list, after NATS has drained: list them in the order they were opened. */
   closers?: (() => Promise<void>)[]
 }
 
 /**
  * Runs a service until SIGINT/SIGTERM or until it stops on its own, then undoes setup in reverse: stop
- * taking requests and answer those in flight, drain NATS so replies go out, then close the rest (the store
- * last). Sets the exit code: 0 for a signal, 1 if the service stopped because of an error.
+ * taking requests and answer those in flight, let started work settle, drain NATS so replies go out, then
+ * close the rest (the store last). Sets the exit code: 0 for a signal, 1 if the service stopped because of an error.
  */
-export async function runUntilStopped({ log, service, nc, closers = [] }: RunParts): Promise<void> {
+export async function runUntilStopped({ log, service, nc, settle = [], closers = [] }: RunParts): Promise<void> {
   const signalled = new Promise<string>((resolve) => {
     for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => resolve(sig))
   })
@@ -34,6 +39,7 @@ export async function runUntilStopped({ log, service, nc, closers = [] }: RunPar
     }
   }
   await step('service', () => service.stop())
+  for (const fn of settle) await step('settle', fn)
   await step('nats', async () => {
     if (!nc.isClosed()) await nc.drain()
   })

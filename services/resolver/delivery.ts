@@ -14,6 +14,8 @@ export class Delivery {
   /** The newest undelivered change per account, and every older outbox entry it supersedes. */
   private readonly pending = new Map<string, { change: OutboxEntry; seqs: number[] }>()
   private readonly inflight = new Set<string>()
+  /** The sends awaiting the notifier's report, so a shutdown can wait for them. */
+  private readonly sending = new Set<Promise<void>>()
   private retryTimer: NodeJS.Timeout | undefined
   private closed = false
 
@@ -43,6 +45,15 @@ export class Delivery {
     clearTimeout(this.retryTimer)
   }
 
+  /**
+   * Starts no more deliveries and waits for those the notifier is working on (each bounded by its request
+   * timeout), so their reports are not lost to a draining connection. What is left stays in the outbox.
+   */
+  async settle(): Promise<void> {
+    this.close()
+    await Promise.allSettled([...this.sending])
+  }
+
   private queue(change: OutboxEntry): void {
     const p = this.pending.get(change.id)
     if (p === undefined) this.pending.set(change.id, { change, seqs: [change.seq] })
@@ -59,7 +70,8 @@ export class Delivery {
       if (this.inflight.has(id)) continue
       this.pending.delete(id)
       this.inflight.add(id)
-      void this.send(p.change, p.seqs)
+      const sent = this.send(p.change, p.seqs).finally(() => this.sending.delete(sent))
+      this.sending.add(sent)
     }
   }
 

@@ -34,5 +34,5 @@ startup('resolver', async () => {
   addHistoryEndpoint(service, store)
   addActivationEndpoints(service, nc, store)
   await delivery.resume()
-  await runUntilStopped({ log, service, nc, closers: [() => store.close(), async () => delivery.close()] })
+  await runUntilStopped({ log, service, nc, settle: [() => delivery.settle()], closers: [() => store.close(), async () => delivery.close()] })
 })
