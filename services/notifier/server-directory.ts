@@ -24,7 +24,17 @@ export class ServerDirectory {
   constructor(
     private readonly nc: NatsConnection,
     private readonly log: Logger,
-  ) {}
+  ) {
+    void this.forgetOnReconnect()
+  }
+
+  /**
+   * A reconnect usually means a server went away (restarted, or we moved to another): the list is stale, and
+   * every broadcast would wait out its reply window for a server that no longer exists. Ping again first.
+   */
+  private async forgetOnReconnect(): Promise<void> {
+    for await (const s of this.nc.status()) if (s.type === 'reconnect') this.refreshedAt = 0
+  }
 
   /** The known servers, refreshed first when the list is older than a few seconds. */
   async current(): Promise<KnownServer[]> {
