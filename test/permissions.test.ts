@@ -51,7 +51,14 @@ t.test('services run least-privileged, and nothing outside the system account re
   await t.test('a user of a normal account gets no reply from any endpoint', async (t) => {
     const endpoints = await allEndpoints(sys, 3)
     t.ok(endpoints.length >= 8, `INFO lists ${endpoints.length} endpoints`)
-    const before = await requestCounts(sys, 3)
+    // Background work (deliveries, replication) also counts requests: start from a quiet moment.
+    let before = await requestCounts(sys, 3)
+    await waitFor(async () => {
+      const now = await requestCounts(sys, 3)
+      const quiet = JSON.stringify([...now]) === JSON.stringify([...before])
+      before = now
+      return quiet
+    }, { ms: 10_000, what: 'request counts to settle' })
     const nc = await connectWith(t, servers, demoUser.creds)
     const targets = [
       ...endpoints.map((e) => concreteSubject(e.subject, demo.id)),
