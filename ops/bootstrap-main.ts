@@ -1,6 +1,62 @@
-import { bootstrap } from './bootstrap.ts'
+import { existsSync } from 'node:fs'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { envReader, isConfigError } from '../shared/index.ts'
+import { bootstrap, bootstrapPaths, readSystemAccount } from './bootstrap.ts'
+import { renderServerConf } from './server-conf.ts'
 
-// `npm run bootstrap [dir]`: writes operator, SYS and creds into dir (default ./.data) unless already there.
-const dir = process.argv[2] ?? process.env.BOOTSTRAP_DIR ?? './.data'
-const { paths, created } = await bootstrap(dir)
-process.stdout.write(`${created ? 'created' : 'reused'} ${paths.dir}\n`)
+// `npm run bootstrap [dir]`, and the one-shot `bootstrap` service of docker-compose.yml: writes operator, SYS
+// and creds into dir (default ./.data) unless an operator.jwt is already there (a previous run, or nsc output
+// the user mounted), then, when BOOTSTRAP_SERVER_CONF is set, renders the nats-server.conf that trusts them.
+function settings() {
+  const r = envReader(process.env)
+  const s = {
+    dir: process.argv[2] ?? r.path('BOOTSTRAP_DIR', './.data'),
+    serverConf: r.optionalString('BOOTSTRAP_SERVER_CONF'),
+    host: r.string('BOOTSTRAP_NATS_HOST', '0.0.0.0'),
+    port: r.integer('BOOTSTRAP_NATS_PORT', 4222, 1, 65535),
+    httpPort: r.integer('BOOTSTRAP_NATS_HTTP_PORT', 8222, 1, 65535),
+    jwtDir: r.path('BOOTSTRAP_JWT_DIR', '/data/jwt'),
+  }
+  r.assertValid()
+  return s
+}
+
+/** A mounted directory must already hold every service's creds unless we may sign them with keys/sys.nk. */
+function checkMounted(dir: string): void {
+  const paths = bootstrapPaths(dir)
+  if (!existsSync(paths.operatorJwt) || existsSync(join(paths.dir, 'keys', 'sys.nk'))) return
+  const missing = [paths.sysJwt, ...Object.values(paths.serviceCreds)].filter((p) => !existsSync(p))
+  if (missing.length > 0) {
+    throw new Error(`${paths.operatorJwt} exists but ${missing.join(', ')} do not, and there is no keys/sys.nk to create them`)
+  }
+}
+
+async function main(): Promise<void> {
+  const s = settings()
+  checkMounted(s.dir)
+  const { paths, created } = await bootstrap(s.dir)
+  process.stdout.write(`${created ? 'created' : 'reused'} ${paths.dir}\n`)
+  if (s.serverConf === undefined) return
+  const sys = await readSystemAccount(paths)
+  await mkdir(dirname(s.serverConf), { recursive: true })
+  await writeFile(
+    s.serverConf,
+    renderServerConf({
+      serverName: 'nats',
+      host: s.host,
+      port: s.port,
+      httpPort: s.httpPort,
+      operatorJwtPath: paths.operatorJwt,
+      systemAccount: sys.id,
+      systemAccountJwt: sys.jwt,
+      resolver: { type: 'cache', dir: s.jwtDir },
+    }),
+  )
+  process.stdout.write(`wrote ${s.serverConf}: operator mode, cache resolver, system account ${sys.id}\n`)
+}
+
+main().catch((err: unknown) => {
+  process.stdout.write(`bootstrap failed: ${(err as Error).message}\n`)
+  process.exitCode = isConfigError(err) ? 2 : 1
+})

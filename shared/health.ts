@@ -44,8 +44,8 @@ export function addHealthEndpoint(
     async handle() {
       const { name, id, version } = service.svc.info()
       const nats = natsHealth(nc)
-      const own = await spec.check()
-      const report: HealthReport = { ...own, ok: own.ok && nats.status === 'connected', service: name, id, version, nats }
+      const { ok, ...details } = await spec.check()
+      const report: HealthReport = { ok: ok && nats.status === 'connected', service: name, id, version, nats, ...details }
       return JSON.stringify(report)
     },
   })

@@ -1,0 +1,248 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { existsSync, readFileSync } from 'node:fs'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { parse } from 'yaml'
+import { connect } from '@nats-io/transport-node'
+import { credsAuthenticator } from '@nats-io/nats-core'
+import { isConfigError, type Env } from '../shared/index.ts'
+import { bootstrapPaths } from '../ops/bootstrap.ts'
+import { loadNotifierConfig } from '../services/notifier/config.ts'
+import { loadResolverConfig } from '../services/resolver/config.ts'
+import { loadSignerConfig } from '../services/signer/config.ts'
+import { tempDir } from './helpers/fixtures.ts'
+import { freePort } from './helpers/nats-server.ts'
+import { stopProcess } from './helpers/processes.ts'
+import { serviceReady, spawnService, type ServiceName } from './helpers/services.ts'
+import { waitFor } from './helpers/wait-for.ts'
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url))
+const read = (file: string) => readFileSync(join(ROOT, file), 'utf8')
+
+interface ComposeService {
+  image?: string
+  build?: string
+  command?: string[]
+  environment?: Record<string, string>
+  volumes?: string[]
+  depends_on?: Record<string, { condition: string }>
+  healthcheck?: { test: string[] }
+  init?: boolean
+  stop_grace_period?: string
+}
+const compose = parse(read('docker-compose.yml')) as { services: Record<string, ComposeService>; volumes: Record<string, unknown> }
+const MESH: ServiceName[] = ['resolver', 'signer', 'notifier']
+const LOADERS: Record<ServiceName, (env: Env) => unknown> = {
+  resolver: loadResolverConfig,
+  signer: loadSignerConfig,
+  notifier: loadNotifierConfig,
+}
+
+/** Compose interpolation as an empty environment sees it: `${X:-d}` and `${X-d}` become d. */
+const interpolate = (v: string) => v.replace(/\$\{[A-Z_]+:?-([^}]*)\}/g, '$1')
+const envOf = (svc: ComposeService) =>
+  Object.fromEntries(Object.entries(svc.environment ?? {}).map(([k, v]) => [k, interpolate(String(v))]))
+/** `source:target[:ro]` volume entries, interpolated. */
+const mountsOf = (svc: ComposeService) =>
+  (svc.volumes ?? []).map((v) => {
+    const [source, target, mode] = interpolate(v).split(':')
+    return { source: source!, target: target!, readOnly: mode === 'ro' }
+  })
+
+/** Every variable a loader reads, found by handing it an environment that records what is asked. */
+function variablesRead(name: ServiceName): { read: Set<string>; required: Set<string> } {
+  const read = new Set<string>()
+  const env = new Proxy({} as Env, { get: (_, key) => (typeof key === 'string' && read.add(key), undefined) })
+  const required = new Set<string>()
+  try {
+    LOADERS[name](env)
+  } catch (e) {
+    if (!isConfigError(e)) throw e
+    for (const m of e.message.matchAll(/([A-Z_]+): required/g)) required.add(m[1]!)
+  }
+  return { read, required }
+}
+
+/** Variables named in the README's tables (`| \`NAME\` | ...`). */
+const documented = new Set([...read('README.md').matchAll(/^\| `([A-Z][A-Z0-9_]+)` \|/gm)].map((m) => m[1]!))
+
+t.test('docker-compose.yml: structure', async (t) => {
+  t.same(Object.keys(compose.services).sort(), ['bootstrap', 'nats', 'notifier', 'resolver', 'signer'])
+  const { bootstrap, nats } = compose.services as Record<string, ComposeService>
+  t.match(nats!.image, /^nats:2\.(1\d|[1-9]\d)/, 'the official nats image, 2.10 or later')
+  const conf = envOf(bootstrap!).BOOTSTRAP_SERVER_CONF
+  t.ok(conf, 'the bootstrap renders a nats-server.conf')
+  t.same(nats!.command, ['-c', conf], 'nats runs the rendered conf')
+  const confDir = conf!.slice(0, conf!.lastIndexOf('/'))
+  const confVolume = mountsOf(bootstrap!).find((m) => m.target === confDir)
+  t.ok(confVolume, 'the conf is written to a volume')
+  t.ok(mountsOf(nats!).some((m) => m.source === confVolume?.source && m.target === confDir && m.readOnly), 'nats mounts it read-only')
+  const identities = mountsOf(bootstrap!).find((m) => m.target === envOf(bootstrap!).BOOTSTRAP_DIR)
+  t.ok(identities && !identities.readOnly, 'the bootstrap writes identities into a volume')
+  t.ok(mountsOf(nats!).some((m) => m.source === identities?.source && m.target === identities?.target), 'nats reads the operator JWT at the same path')
+  t.same(nats!.depends_on?.bootstrap, { condition: 'service_completed_successfully' })
+  t.ok(nats!.healthcheck?.test.join(' ').includes('/healthz'), 'nats has a healthcheck')
+  t.same(bootstrap!.command, ['node', '--import', 'tsx', 'ops/bootstrap-main.ts'])
+  t.ok(existsSync(join(ROOT, 'ops/bootstrap-main.ts')))
+
+  for (const name of MESH) {
+    const svc = compose.services[name]!
+    t.equal(svc.build, '.', `${name} is built from the Dockerfile`)
+    t.equal(svc.image, bootstrap!.image, `${name} shares the one image`)
+    t.same(svc.command, ['node', '--import', 'tsx', `services/${name}/main.ts`], `${name} command`)
+    t.ok(existsSync(join(ROOT, `services/${name}/main.ts`)))
+    t.same(svc.healthcheck?.test, ['CMD', 'node', '--import', 'tsx', 'ops/healthcheck.ts', name], `${name} healthcheck asks its health endpoint`)
+    t.equal(svc.init, true, `${name} runs under an init that forwards SIGTERM`)
+    t.ok(svc.stop_grace_period, `${name} has time to drain`)
+    t.same(svc.depends_on, { bootstrap: { condition: 'service_completed_successfully' }, nats: { condition: 'service_healthy' } })
+    t.ok(mountsOf(svc).some((m) => m.source === identities?.source && m.target === identities.target && m.readOnly), `${name} reads identities read-only`)
+  }
+  t.ok(existsSync(join(ROOT, 'ops/healthcheck.ts')))
+  const named = new Set(Object.values(compose.services).flatMap((s) => mountsOf(s).map((m) => m.source)).filter((s) => !s.startsWith('.') && !s.startsWith('/')))
+  t.same([...named].sort(), Object.keys(compose.volumes).sort(), 'every named volume is declared')
+})
+
+t.test('docker-compose.yml: the environment contract', async (t) => {
+  const paths = bootstrapPaths(envOf(compose.services.bootstrap!).BOOTSTRAP_DIR!)
+  for (const name of MESH) {
+    const svc = compose.services[name]!
+    const env = envOf(svc)
+    const { read, required } = variablesRead(name)
+    for (const key of Object.keys(env)) {
+      t.ok(read.has(key), `${name}: ${key} is read by its config loader`)
+      t.ok(documented.has(key), `${name}: ${key} is documented in the README`)
+    }
+    for (const key of [...required, 'NATS_URL', 'NATS_CREDS']) t.ok(key in env, `${name}: ${key} is set`)
+    t.equal(env.NATS_URL, 'nats://nats:4222', `${name} reaches the nats service`)
+    t.equal(env.NATS_CREDS, paths.serviceCreds[name], `${name} uses the creds the bootstrap writes for it`)
+    if ('OPERATOR_JWT' in env) t.equal(env.OPERATOR_JWT, paths.operatorJwt)
+    for (const [key, value] of Object.entries(env).filter(([, v]) => v.startsWith('/'))) {
+      t.ok(mountsOf(svc).some((m) => value.startsWith(`${m.target}/`) || value === m.target), `${name}: ${key} lies on a volume`)
+    }
+  }
+  const resolver = envOf(compose.services.resolver!)
+  t.equal(resolver.SYSTEM_ACCOUNT_JWT, paths.sysJwt)
+  const dataDir = mountsOf(compose.services.resolver!).find((m) => m.target === resolver.RESOLVER_DATA_DIR)
+  t.ok(dataDir && !dataDir.readOnly && !dataDir.source.startsWith('/'), 'the LevelDB store is a writable named volume')
+  t.equal(envOf(compose.services.signer!).SIGNER_SEED_FILE, paths.signingSeed, 'managed accounts are signed with the bootstrapped key')
+  for (const key of Object.keys(envOf(compose.services.bootstrap!))) t.ok(documented.has(key), `bootstrap: ${key} is documented in the README`)
+})
+
+t.test('Dockerfile: multi-stage, production dependencies only, non-root', async (t) => {
+  const lines = read('Dockerfile')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'))
+  const stages = lines.map((l, i) => [l, i] as const).filter(([l]) => /^FROM /i.test(l))
+  t.ok(stages.length >= 2, 'at least two stages')
+  const final = lines.slice(stages.at(-1)![1])
+  t.ok(lines.some((l) => /npm ci\b.*--omit=dev/.test(l)), 'npm ci --omit=dev')
+  t.notOk(lines.some((l) => /npm (install|i)\b/.test(l)), 'no npm install')
+  t.ok(final.some((l) => /^COPY --from=\S+ .*node_modules/.test(l)), 'the runtime takes node_modules from the build stage')
+  const user = final.filter((l) => /^USER /i.test(l)).at(-1)
+  t.ok(user && !/^USER (root|0)(:|$)/i.test(user), `runs as a non-root user (${user})`)
+  t.notOk(final.some((l) => /^COPY .*\b(test|bench)\b/.test(l)), 'tests and benchmarks stay out of the image')
+  const ignored = read('.dockerignore').split('\n')
+  for (const p of ['node_modules', '.data', '.git']) t.ok(ignored.includes(p), `.dockerignore keeps ${p} out of the context`)
+  const deps = JSON.parse(read('package.json')) as { dependencies: Record<string, string> }
+  t.ok('tsx' in deps.dependencies, 'tsx, which runs the services, is a production dependency')
+})
+
+/** Runs ops/bootstrap-main.ts as the compose `bootstrap` service does, with `env`. */
+async function runBootstrap(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'ops/bootstrap-main.ts'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()))
+  proc.stderr.on('data', (d: Buffer) => (out += d.toString()))
+  const [code] = (await once(proc, 'exit')) as [number | null]
+  return { code, out }
+}
+
+/** Runs a compose healthcheck command (`node` being this node) with the service's environment. */
+async function runHealthcheck(test: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+  const [cmd, node, ...args] = test
+  if (cmd !== 'CMD' || node !== 'node') throw new TypeError(`not a node healthcheck: ${test.join(' ')}`)
+  const proc = spawn(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()))
+  proc.stderr.on('data', (d: Buffer) => (out += d.toString()))
+  const [code] = (await once(proc, 'exit')) as [number | null]
+  return { code, out }
+}
+
+t.test('the compose stack without Docker: bootstrap, nats-server, services and healthchecks as configured', async (t) => {
+  const root = await tempDir(t, 'compose')
+  const port = await freePort()
+  const httpPort = await freePort()
+  const mounts: Record<string, string> = {}
+  for (const svc of Object.values(compose.services)) {
+    for (const m of mountsOf(svc)) mounts[m.target] ??= join(root, m.source.replace(/[^a-z0-9-]/gi, '_'))
+  }
+  // A compose path, as this machine sees it: the volume mounted there is a directory under root.
+  const local = (value: string) => {
+    const target = Object.keys(mounts).find((m) => value === m || value.startsWith(`${m}/`))
+    if (target !== undefined) return mounts[target]! + value.slice(target.length)
+    return value.replace('nats://nats:4222', `nats://127.0.0.1:${port}`)
+  }
+  const localEnv = (svc: ComposeService) => Object.fromEntries(Object.entries(envOf(svc)).map(([k, v]) => [k, local(v)]))
+  for (const dir of Object.values(mounts)) await mkdir(dir, { recursive: true })
+
+  const bootstrapEnv: Record<string, string> = {
+    ...localEnv(compose.services.bootstrap!),
+    BOOTSTRAP_NATS_HOST: '127.0.0.1',
+    BOOTSTRAP_NATS_PORT: String(port),
+    BOOTSTRAP_NATS_HTTP_PORT: String(httpPort),
+  }
+  const first = await runBootstrap(bootstrapEnv)
+  t.equal(first.code, 0, `first bootstrap: ${first.out.trim()}`)
+  t.match(first.out, /^created /m)
+  const identities = bootstrapEnv.BOOTSTRAP_DIR!
+  const operatorJwt = await readFile(join(identities, 'operator.jwt'), 'utf8')
+  const again = await runBootstrap(bootstrapEnv)
+  t.equal(again.code, 0)
+  t.match(again.out, /^reused /m, 'a second run reuses the identities')
+  t.equal(await readFile(join(identities, 'operator.jwt'), 'utf8'), operatorJwt, 'the operator is unchanged')
+
+  const conf = bootstrapEnv.BOOTSTRAP_SERVER_CONF!
+  const nats = spawn('nats-server', ['-c', conf], { stdio: 'ignore' })
+  t.teardown(() => stopProcess(nats))
+  const sysCreds = await readFile(join(identities, 'sys.creds'))
+  await waitFor(
+    async () => {
+      const nc = await connect({ servers: `127.0.0.1:${port}`, authenticator: credsAuthenticator(sysCreds), reconnect: false })
+      await nc.close()
+      return true
+    },
+    { ms: 10_000, what: 'nats-server from the rendered conf' },
+  )
+
+  const services = await Promise.all(MESH.map((name) => serviceReady(spawnService(t, name, localEnv(compose.services[name]!)))))
+  for (const name of MESH) {
+    const r = await runHealthcheck(compose.services[name]!.healthcheck!.test, localEnv(compose.services[name]!))
+    t.equal(r.code, 0, `${name} healthcheck passes: ${r.out.trim().slice(0, 160)}`)
+    t.match(r.out, new RegExp(`^${name} healthy`))
+  }
+  const resolverHealth = await runHealthcheck(compose.services.resolver!.healthcheck!.test, localEnv(compose.services.resolver!))
+  t.match(resolverHealth.out, /"store":"ready"/, 'the resolver reports its store')
+
+  const signer = services.find((s) => s.name === 'signer')!
+  t.equal(await signer.stop(), 0)
+  const down = await runHealthcheck(compose.services.signer!.healthcheck!.test, localEnv(compose.services.signer!))
+  t.equal(down.code, 1, `a stopped signer fails its healthcheck: ${down.out.trim()}`)
+})
+
+t.test('the bootstrap with mounted identities', async (t) => {
+  const dir = await tempDir(t, 'byo')
+  await writeFile(join(dir, 'operator.jwt'), 'eyJ...\n')
+  const r = await runBootstrap({ BOOTSTRAP_DIR: dir, BOOTSTRAP_SERVER_CONF: join(dir, 'conf', 'nats-server.conf') })
+  t.equal(r.code, 1, 'refuses an operator without the creds it cannot create')
+  t.match(r.out, /resolver\.creds/, `names what is missing: ${r.out.trim()}`)
+  t.notOk(existsSync(join(dir, 'conf')), 'renders nothing')
+})
