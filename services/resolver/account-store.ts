@@ -132,15 +132,24 @@ export class AccountStore {
     return this.hash.digest()
   }
 
-  /** The current version of `id`, or undefined when unknown. */
-  async get(id: string): Promise<StoredAccount | undefined> {
+  /**
+   * The current version of `id` if it is in memory, without waiting on the disk: lets a lookup of a hot
+   * account be answered synchronously. Undefined says nothing about whether `id` is stored.
+   */
+  cached(id: string): StoredAccount | undefined {
     const hit = this.cache.get(id)
     if (hit !== undefined) {
       // Refresh recency: a Map iterates in insertion order, so the first key is the least recent.
       this.cache.delete(id)
       this.cache.set(id, hit)
-      return hit
     }
+    return hit
+  }
+
+  /** The current version of `id`, or undefined when unknown. */
+  async get(id: string): Promise<StoredAccount | undefined> {
+    const hit = this.cached(id)
+    if (hit !== undefined) return hit
     const jwt = await this.current.get(id)
     if (jwt === undefined) return undefined
     const acc = summarize(id, jwt)
