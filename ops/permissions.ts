@@ -43,8 +43,9 @@ export const SERVICE_PERMISSIONS: Readonly<Record<MeshServiceName, ServicePermis
       'mesh.signer.>',
       // notify, health
       'mesh.notifier.>',
-      // change events and its own internal API
+      // change events, and the sync requests and peer discovery of several resolver instances
       'mesh.resolver.>',
+      subjects.microPing('resolver'),
     ],
   },
   signer: {

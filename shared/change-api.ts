@@ -10,6 +10,8 @@ export const ChangeHeader = {
   account: 'Mesh-Account',
   seq: 'Mesh-Seq',
   kind: 'Mesh-Change',
+  /** The resolver instance that accepted the change, so it can skip its own events. */
+  origin: 'Mesh-Origin',
 } as const
 
 export type ChangeKind = 'created' | 'updated' | 'deleted' | 'restore'
@@ -54,9 +56,11 @@ export interface DeliveryReport {
   servers: ServerOutcome[]
 }
 
-/** Publishes a change event for anyone in the system account to watch. */
-export function publishChange(nc: NatsConnection, c: Change): void {
-  nc.publish(subjects.resolverChanges(c.id), c.jwt, { headers: changeHeaders(c) })
+/** Publishes a change event for anyone in the system account to watch; other resolver instances apply it. */
+export function publishChange(nc: NatsConnection, c: Change, origin?: string): void {
+  const h = changeHeaders(c)
+  if (origin !== undefined) h.set(ChangeHeader.origin, origin)
+  nc.publish(subjects.resolverChanges(c.id), c.jwt, { headers: h })
 }
 
 /** Asks a notifier to deliver a change to every server; resolves with what each server did. */

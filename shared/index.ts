@@ -7,6 +7,7 @@ export { connectSystem, readNatsConfig } from './nats.ts'
 export type { NatsConfig, NatsConnection } from './nats.ts'
 export {
   decodeJwt,
+  verifyJwtAhead,
   peekClaims,
   checkValidity,
   isExpired,
@@ -18,7 +19,7 @@ export {
 } from './jwt.ts'
 export type { Claims, DecodedJwt } from './jwt.ts'
 export { isAccountKey, isOperatorKey, isPublicKey, KeyRole } from './nkey.ts'
-export { trustAnchorFrom, readTrustAnchor } from './operator.ts'
+export { isTrustedIssuer, trustAnchorFrom, readTrustAnchor } from './operator.ts'
 export type { TrustAnchor } from './operator.ts'
 export { subjects, PACK_QUEUE, accountOfRequestSubject } from './subjects.ts'
 export { MeshService } from './service.ts'

@@ -20,6 +20,11 @@ interface OperatorNats {
   system_account?: unknown
 }
 
+/** protocol.md §4.6: the operator's signing keys, and its identity key unless strict signing-key usage is on. */
+export function isTrustedIssuer(iss: string, trust: TrustAnchor): boolean {
+  return trust.signingKeys.includes(iss) || (!trust.strictSigningKeys && iss === trust.operatorKey)
+}
+
 /** Decodes and checks an operator JWT; throws an AppError naming what is wrong. */
 export function trustAnchorFrom(token: string): TrustAnchor {
   const { claims } = decodeJwt<OperatorNats>(token.trim())

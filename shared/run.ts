@@ -24,6 +24,8 @@ export async function runUntilStopped({ log, service, nc, settle = [], closers =
   const signalled = new Promise<string>((resolve) => {
     for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => resolve(sig))
   })
+  // Every endpoint is wired by now: what tests, the dev stack and operators wait for.
+  log.info({ id: service.id }, 'service ready')
   const reason = await Promise.race([signalled, service.stopped.then((err) => err ?? new Error('service stopped'))])
   const failed = reason instanceof Error
   if (failed) log.error({ err: reason }, 'service stopped unexpectedly')

@@ -11,6 +11,7 @@ export const subjects = {
   claimsDelete: '$SYS.REQ.CLAIMS.DELETE',
   claimsPack: '$SYS.REQ.CLAIMS.PACK',
   serverPing: '$SYS.REQ.SERVER.PING',
+  microPing: (service: string) => `$SRV.PING.${service}`,
   accountz: '$SYS.REQ.SERVER.PING.ACCOUNTZ',
 
   signerValidate: 'mesh.signer.validate',
@@ -20,6 +21,8 @@ export const subjects = {
   resolverChanges: (id = '*') => `mesh.resolver.changes.${id}`,
   resolverOutbox: 'mesh.resolver.outbox',
   resolverHealth: 'mesh.resolver.health',
+  /** One per resolver instance: another instance pulls its store from here to reconcile. */
+  resolverSync: (instanceId = '*') => `mesh.resolver.sync.${instanceId}`,
   resolverHistory: (id = '*') => `mesh.resolver.history.${id}`,
   resolverActivationPut: 'mesh.resolver.activation.put',
   resolverActivationGet: 'mesh.resolver.activation.get',

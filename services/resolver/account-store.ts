@@ -1,8 +1,10 @@
+import { createHash } from 'node:crypto'
 import { Level, type BatchOperation } from 'level'
 import { errors, isExpired, nowSeconds, peekClaims, type Change } from '../../shared/index.ts'
 import { ActivationStore } from './activation-store.ts'
 import { decideSave } from './save-rule.ts'
 import { StoreHash } from './store-hash.ts'
+import { WriteBatcher } from './write-batcher.ts'
 
 /** The current version of an account, as served. */
 export interface StoredAccount {
@@ -47,6 +49,8 @@ export interface Tombstone {
   at: string
   /** sha256 (hex) of the delete request. */
   request: string
+  /** The delete request itself, so other resolver instances can apply the same deletion. */
+  token: string
   /** The version that was current when it was deleted. */
   jwt: string
 }
@@ -68,6 +72,9 @@ export interface DeleteResult {
   deleted: number
   changes: OutboxEntry[]
 }
+
+/** The `via` of versions that arrived from another resolver instance. */
+export const REPLICA_VIA = 'replica'
 
 const seqKey = (seq: number) => String(seq).padStart(16, '0')
 const HASH_KEY = 'hash'
@@ -94,6 +101,10 @@ export class AccountStore {
   private hash = new StoreHash()
   private readonly cache = new Map<string, StoredAccount>()
   private readonly locks = new Map<string, Promise<unknown>>()
+  /** Every acknowledged write goes through here: concurrent pushes share one fsync (group commit). */
+  private readonly synced = new WriteBatcher<BatchOperation<Level<string, string>, string, string>>((ops) =>
+    this.db.batch(ops, { sync: true }),
+  )
   /** Orders every change: history keys and outbox keys both carry it. */
   private seq = 0
   private closing: Promise<void> | undefined
@@ -178,16 +189,13 @@ export class AccountStore {
       const entry: HistoryEntry = { seq: change.seq, kind, jwt, iat: next.iat, at, via: origin.via }
       const undo = this.rehash(stored?.jwt, jwt)
       try {
-        await this.db.batch(
-          [
-            { type: 'put', sublevel: this.current, key: id, value: jwt },
-            { type: 'put', sublevel: this.history, key: historyKey(id, change.seq), value: JSON.stringify(entry) },
-            { type: 'put', sublevel: this.outbox, key: seqKey(change.seq), value: JSON.stringify(change) },
-            ...(tomb === undefined ? [] : [{ type: 'del' as const, sublevel: this.tombstones, key: id }]),
-            ...this.metaOps(change.seq),
-          ],
-          { sync: true },
-        )
+        await this.synced.commit([
+          { type: 'put', sublevel: this.current, key: id, value: jwt },
+          { type: 'put', sublevel: this.history, key: historyKey(id, change.seq), value: JSON.stringify(entry) },
+          { type: 'put', sublevel: this.outbox, key: seqKey(change.seq), value: JSON.stringify(change) },
+          ...(tomb === undefined ? [] : [{ type: 'del' as const, sublevel: this.tombstones, key: id }]),
+          ...this.metaOps(change.seq),
+        ])
       } catch (e) {
         undo()
         throw e
@@ -221,7 +229,7 @@ export class AccountStore {
         const id = stored.id
         const change: OutboxEntry = { seq: ++this.seq, id, kind: 'deleted', jwt: req.token, at }
         const entry: HistoryEntry = { seq: change.seq, kind: 'deleted', jwt: req.token, iat: req.iat, at, via: req.via }
-        const tomb: Tombstone = { id, iat: req.iat, at, request: req.hash, jwt: stored.jwt }
+        const tomb: Tombstone = { id, iat: req.iat, at, request: req.hash, token: req.token, jwt: stored.jwt }
         undos.push(this.rehash(stored.jwt, undefined))
         ops.push(
           { type: 'del', sublevel: this.current, key: id },
@@ -233,7 +241,7 @@ export class AccountStore {
       }
       ops.push({ type: 'put', sublevel: this.replays, key: req.hash, value: String(req.rememberUntil) }, ...this.metaOps(this.seq))
       try {
-        await this.db.batch(ops, { sync: true })
+        await this.synced.commit(ops)
       } catch (e) {
         for (const undo of undos) undo()
         throw e
@@ -241,6 +249,76 @@ export class AccountStore {
       for (const c of changes) this.cache.delete(c.id)
       return { deleted: ids.length, changes }
     })
+  }
+
+  /**
+   * Applies a version another resolver instance accepted. No outbox entry: the instance that accepted it
+   * delivers it. The newest `iat` wins and, between equal ones, the greater token, so every instance ends
+   * on the same version whatever order changes arrive in. Returns whether it was written.
+   */
+  applyReplica(id: string, jwt: string): Promise<boolean> {
+    return this.exclusive(id, async () => {
+      const next = summarize(id, jwt)
+      const stored = await this.get(id)
+      if (stored !== undefined && (next.iat < stored.iat || (next.iat === stored.iat && jwt <= stored.jwt))) return false
+      const tomb = stored === undefined ? await this.tombstoneOf(id) : undefined
+      if (tomb !== undefined && next.iat < tomb.iat) return false
+      const seq = ++this.seq
+      const kind = stored ? 'updated' : 'created'
+      const entry: HistoryEntry = { seq, kind, jwt, iat: next.iat, at: new Date().toISOString(), via: REPLICA_VIA }
+      const undo = this.rehash(stored?.jwt, jwt)
+      try {
+        await this.synced.commit([
+          { type: 'put', sublevel: this.current, key: id, value: jwt },
+          { type: 'put', sublevel: this.history, key: historyKey(id, seq), value: JSON.stringify(entry) },
+          ...(tomb === undefined ? [] : [{ type: 'del' as const, sublevel: this.tombstones, key: id }]),
+          ...this.metaOps(seq),
+        ])
+      } catch (e) {
+        undo()
+        throw e
+      }
+      this.remember(next)
+      return true
+    })
+  }
+
+  /**
+   * Applies a deletion another instance accepted: tombstones `id` unless it was re-created after the
+   * request, and remembers the request so it cannot be replayed here either. Returns whether it deleted.
+   */
+  applyReplicaDelete(id: string, token: string, rememberUntil: number): Promise<boolean> {
+    return this.exclusive(id, async () => {
+      const iat = peekClaims(token).iat ?? 0
+      const hash = createHash('sha256').update(token).digest('hex')
+      const stored = await this.get(id)
+      const known = await this.tombstoneOf(id)
+      if (stored !== undefined ? stored.iat > iat : known !== undefined && known.iat >= iat) return false
+      const seq = ++this.seq
+      const at = new Date().toISOString()
+      const tomb: Tombstone = { id, iat, at, request: hash, token, jwt: stored?.jwt ?? known?.jwt ?? '' }
+      const entry: HistoryEntry = { seq, kind: 'deleted', jwt: token, iat, at, via: REPLICA_VIA }
+      const undo = this.rehash(stored?.jwt, undefined)
+      try {
+        await this.synced.commit([
+          { type: 'del', sublevel: this.current, key: id },
+          { type: 'put', sublevel: this.tombstones, key: id, value: JSON.stringify(tomb) },
+          { type: 'put', sublevel: this.history, key: historyKey(id, seq), value: JSON.stringify(entry) },
+          { type: 'put', sublevel: this.replays, key: hash, value: String(rememberUntil) },
+          ...this.metaOps(seq),
+        ])
+      } catch (e) {
+        undo()
+        throw e
+      }
+      this.cache.delete(id)
+      return stored !== undefined
+    })
+  }
+
+  /** Every tombstone, in key order. */
+  async *tombstoneEntries(): AsyncIterable<Tombstone> {
+    for await (const v of this.tombstones.values()) yield JSON.parse(v) as Tombstone
   }
 
   async tombstoneOf(id: string): Promise<Tombstone | undefined> {
@@ -257,13 +335,10 @@ export class AccountStore {
       const stored = await this.get(id)
       if (stored === undefined) return undefined
       const change: OutboxEntry = { seq: ++this.seq, id, kind: 'restore', jwt: stored.jwt, at: new Date().toISOString() }
-      await this.db.batch(
-        [
-          { type: 'put', sublevel: this.outbox, key: seqKey(change.seq), value: JSON.stringify(change) },
-          ...this.metaOps(change.seq),
-        ],
-        { sync: true },
-      )
+      await this.synced.commit([
+        { type: 'put', sublevel: this.outbox, key: seqKey(change.seq), value: JSON.stringify(change) },
+        ...this.metaOps(change.seq),
+      ])
       return change
     })
   }

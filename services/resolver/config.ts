@@ -20,6 +20,8 @@ export interface ResolverConfig {
   systemAccountJwt: string | undefined
   trust: TrustAnchor | undefined
   cacheSize: number
+  /** How often to compare store hashes with the other resolver instances. */
+  syncIntervalSeconds: number
 }
 
 /** SYSTEM_ACCOUNT_JWT must be a validly signed account JWT, and the operator's system account if we know it. */
@@ -48,6 +50,7 @@ export function loadResolverConfig(env: Env): ResolverConfig {
     systemAccountJwt: undefined,
     trust: readTrustAnchor(r, false),
     cacheSize: r.integer('RESOLVER_CACHE_SIZE', 100_000, 0, 100_000_000),
+    syncIntervalSeconds: r.integer('RESOLVER_SYNC_SECONDS', 30, 1, 86_400),
   }
   config.systemAccountJwt = readSystemAccountJwt(r, config.trust)
   r.assertValid()

@@ -23,6 +23,8 @@ export class Delivery {
     private readonly nc: NatsConnection,
     private readonly store: AccountStore,
     private readonly log: Logger,
+    /** This resolver instance's id, stamped on change events so it can tell its own from its peers'. */
+    private readonly origin?: string,
   ) {}
 
   /** Queues every change left in the outbox by an earlier run. */
@@ -35,7 +37,7 @@ export class Delivery {
 
   /** Announces a newly stored change and queues it for the servers. */
   accepted(change: OutboxEntry): void {
-    publishChange(this.nc, change)
+    publishChange(this.nc, change, this.origin)
     this.queue(change)
     this.kick()
   }

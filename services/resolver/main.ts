@@ -10,6 +10,7 @@ import { addListEndpoint } from './list.ts'
 import { addResolverHealth } from './health.ts'
 import { addLookupEndpoint } from './lookup.ts'
 import { addPackEndpoint } from './pack.ts'
+import { Replication } from './replication.ts'
 import { storeSystemAccount } from './system-account.ts'
 import { addUpdateEndpoints } from './update.ts'
 
@@ -23,7 +24,11 @@ startup('resolver', async () => {
     name: 'resolver',
     description: 'Account JWT store: answers nats-server account lookups, updates, list, delete and pack',
   })
-  const delivery = new Delivery(nc, store, log.child({ part: 'delivery' }))
+  const delivery = new Delivery(nc, store, log.child({ part: 'delivery' }), service.id)
+  const replication = new Replication(nc, store, service.id, log.child({ part: 'replication' }), config.syncIntervalSeconds * 1000, config.trust)
+  replication.addSyncEndpoint(service)
+  // Catch up with the other instances before answering lookups, so a new one does not answer "unknown".
+  await replication.start()
   addLookupEndpoint(service, store)
   addResolverHealth(service, nc, store)
   const replies = new ClaimReplies(service.id)
@@ -34,5 +39,5 @@ startup('resolver', async () => {
   addHistoryEndpoint(service, store)
   addActivationEndpoints(service, nc, store)
   await delivery.resume()
-  await runUntilStopped({ log, service, nc, settle: [() => delivery.settle()], closers: [() => store.close(), async () => delivery.close()] })
+  await runUntilStopped({ log, service, nc, settle: [() => delivery.settle()], closers: [() => store.close(), async () => delivery.close(), () => replication.stop()] })
 })

@@ -4,6 +4,7 @@ import {
   decodeJwt,
   errors,
   isAccountKey,
+  isTrustedIssuer,
   JwtAlgorithm,
   nowSeconds,
   type Claims,
@@ -67,10 +68,6 @@ export function validateAccountJwt(
   return { token, claims, id: claims.sub, selfSigned }
 }
 
-/** §4.6: the operator's signing keys, and its identity key unless strict signing-key usage is on. */
-export function isTrustedIssuer(iss: string, trust: TrustAnchor): boolean {
-  return trust.signingKeys.includes(iss) || (!trust.strictSigningKeys && iss === trust.operatorKey)
-}
 
 function capped(issues: string[]): string[] {
   if (issues.length <= MAX_REPORTED_ISSUES) return issues

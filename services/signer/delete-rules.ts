@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto'
-import { checkValidity, decodeJwt, errors, isAccountKey, type TrustAnchor } from '../../shared/index.ts'
-import { isTrustedIssuer } from './account-rules.ts'
+import { checkValidity, decodeJwt, errors, isAccountKey, isTrustedIssuer, type TrustAnchor } from '../../shared/index.ts'
 
 /** A delete request that may be acted on. */
 export interface ValidatedDelete {

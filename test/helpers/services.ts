@@ -71,12 +71,12 @@ export function spawnService(t: Test, name: ServiceName, env: Record<string, str
   return svc
 }
 
-/** Waits until the service has registered with NATS (its `service registered` log line). */
+/** Waits until the service has wired every endpoint (its `service ready` log line). */
 export async function serviceReady(svc: ServiceProcess, ms = 15_000): Promise<ServiceProcess> {
   await waitFor(
     () => {
       if (svc.proc.exitCode !== null) throw new Error(`${svc.name} exited ${svc.proc.exitCode}: ${svc.output()}`)
-      return svc.logs.some((l) => l.msg === 'service registered')
+      return svc.logs.some((l) => l.msg === 'service ready')
     },
     { ms, what: `${svc.name} to register` },
   )
