@@ -29,11 +29,37 @@ export interface DecodedJwt<N = Record<string, unknown>> {
 
 const SEGMENT = /^[A-Za-z0-9_-]+$/
 
+/**
+ * How deep claims JSON may nest. NATS claims nest a handful of levels; a hostile token nested thousands deep
+ * parses fine, then overflows the stack of whatever walks it recursively (JSON.stringify when the signer
+ * re-signs it, the logger), so it is refused before parsing.
+ */
+const MAX_JSON_DEPTH = 64
+
+/** True when arrays and objects in JSON text nest deeper than `max` (brackets inside strings don't count). */
+function nestsDeeper(text: string, max: number): boolean {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++ // backslash: skip the escaped character
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) inString = true
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true
+    } else if (c === 0x5d || c === 0x7d) depth--
+  }
+  return false
+}
+
 function segmentJson(seg: string, what: string): Record<string, unknown> {
   if (!SEGMENT.test(seg) || seg.length % 4 === 1) throw errors.jwtMalformed(`${what} is not base64url without padding`)
+  const text = Buffer.from(seg, 'base64url').toString('utf8')
+  if (nestsDeeper(text, MAX_JSON_DEPTH)) throw errors.jwtMalformed(`${what} nests deeper than ${MAX_JSON_DEPTH} levels`)
   let value: unknown
   try {
-    value = JSON.parse(Buffer.from(seg, 'base64url').toString('utf8'))
+    value = JSON.parse(text)
   } catch {
     throw errors.jwtMalformed(`${what} is not JSON`)
   }

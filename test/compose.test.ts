@@ -70,12 +70,13 @@ function variablesRead(name: ServiceName): { read: Set<string>; required: Set<st
 const documented = new Set([...read('README.md').matchAll(/^\| `([A-Z][A-Z0-9_]+)` \|/gm)].map((m) => m[1]!))
 
 t.test('docker-compose.yml: structure', async (t) => {
-  t.same(Object.keys(compose.services).sort(), ['bootstrap', 'nats', 'notifier', 'resolver', 'signer'])
+  const byDefault = Object.entries(compose.services).filter(([, svc]) => (svc as { profiles?: string[] }).profiles === undefined)
+  t.same(byDefault.map(([name]) => name).sort(), ['bootstrap', 'nats', 'notifier', 'resolver', 'signer'], 'the default services')
   const { bootstrap, nats } = compose.services as Record<string, ComposeService>
   t.match(nats!.image, /^nats:2\.(1\d|[1-9]\d)/, 'the official nats image, 2.10 or later')
   const conf = envOf(bootstrap!).BOOTSTRAP_SERVER_CONF
   t.ok(conf, 'the bootstrap renders a nats-server.conf')
-  t.same(nats!.command, ['-c', conf], 'nats runs the rendered conf')
+  t.same(nats!.command?.slice(0, 2), ['-c', conf], 'nats runs the rendered conf')
   const confDir = conf!.slice(0, conf!.lastIndexOf('/'))
   const confVolume = mountsOf(bootstrap!).find((m) => m.target === confDir)
   t.ok(confVolume, 'the conf is written to a volume')
@@ -103,6 +104,35 @@ t.test('docker-compose.yml: structure', async (t) => {
   t.ok(existsSync(join(ROOT, 'ops/healthcheck.ts')))
   const named = new Set(Object.values(compose.services).flatMap((s) => mountsOf(s).map((m) => m.source)).filter((s) => !s.startsWith('.') && !s.startsWith('/')))
   t.same([...named].sort(), Object.keys(compose.volumes).sort(), 'every named volume is declared')
+})
+
+t.test('docker-compose.yml: the ha profile is a 3-node cluster with a second instance of each service', async (t) => {
+  const services = compose.services as Record<string, ComposeService & { profiles?: string[] }>
+  const ha = Object.entries(services).filter(([, svc]) => svc.profiles?.includes('ha')).map(([name]) => name)
+  t.same(ha.sort(), ['nats-2', 'nats-3', 'notifier-2', 'resolver-2', 'signer-2'])
+  const flag = (cmd: string[], name: string) => cmd[cmd.indexOf(name) + 1]
+  const seed = services.nats!.command ?? []
+  t.equal(flag(seed, '--cluster'), 'nats://0.0.0.0:6222', 'the default node listens for routes')
+  for (const node of ['nats-2', 'nats-3']) {
+    const cmd = services[node]!.command ?? []
+    t.same(cmd.slice(0, 2), seed.slice(0, 2), `${node} runs the same rendered conf`)
+    t.equal(flag(cmd, '--cluster_name'), flag(seed, '--cluster_name'), `${node} joins the same cluster`)
+    t.equal(flag(cmd, '--routes'), 'nats://nats:6222', `${node} routes to the default node`)
+    t.equal(flag(cmd, '--name'), node, `${node} has a server name of its own`)
+    t.notSame(mountsOf(services[node]!).find((m) => m.target === '/data/jwt')?.source, 'nats-jwt', `${node} has its own JWT cache`)
+  }
+  for (const name of MESH) {
+    const first = services[name]!
+    const second = services[`${name}-2`]!
+    t.same(second.command, first.command, `${name}-2 runs the same service`)
+    t.same(second.healthcheck?.test, first.healthcheck?.test)
+    const [a, b] = [envOf(first), envOf(second)]
+    t.same(Object.keys(b).sort(), Object.keys(a).sort(), `${name}-2 is configured like ${name}`)
+    for (const key of Object.keys(a).filter((k) => k !== 'NATS_URL')) t.equal(b[key], a[key], `${name}-2 ${key}`)
+    t.same(b.NATS_URL!.split(',').sort(), ['nats://nats-2:4222', 'nats://nats-3:4222', 'nats://nats:4222'], `${name}-2 knows all three nodes`)
+  }
+  const store = (svc: ComposeService) => mountsOf(svc).find((m) => m.target === envOf(svc).RESOLVER_DATA_DIR)?.source
+  t.not(store(services['resolver-2']!), store(services.resolver!), 'each resolver instance has its own store')
 })
 
 t.test('docker-compose.yml: the environment contract', async (t) => {

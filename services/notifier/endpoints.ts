@@ -1,6 +1,29 @@
-import { addHealthEndpoint, changeFrom, errors, isAccountKey, subjects, type DeliveryReport, type MeshService, type NatsConnection } from '../../shared/index.ts'
+import {
+  addHealthEndpoint,
+  changeFrom,
+  decodeJwt,
+  errors,
+  isAccountKey,
+  subjects,
+  type Change,
+  type DeliveryReport,
+  type MeshService,
+  type NatsConnection,
+} from '../../shared/index.ts'
 import { broadcast } from './broadcast.ts'
 import type { ServerDirectory } from './server-directory.ts'
+
+/**
+ * Refuses to broadcast anything but what the resolver sends: an intact, signed account JWT of the account the
+ * change names, or for a deletion a signed JWT (the delete request). Whether it is trusted or current is the
+ * resolver's and signer's business; this only keeps garbage and mislabelled tokens off the servers' subjects.
+ */
+function checkBody(change: Change): void {
+  const { claims } = decodeJwt(change.jwt)
+  if (change.kind === 'deleted') return
+  if (claims.nats.type !== 'account') throw errors.jwtWrongType('account', String(claims.nats.type ?? ''))
+  if (claims.sub !== change.id) throw errors.subjectMismatch(change.id, claims.sub)
+}
 
 export function addNotifierEndpoints(service: MeshService, nc: NatsConnection, directory: ServerDirectory): void {
   service.endpoint({
@@ -12,6 +35,7 @@ export function addNotifierEndpoints(service: MeshService, nc: NatsConnection, d
       if (change === undefined) throw errors.requestInvalid('missing or invalid Mesh-Account, Mesh-Seq or Mesh-Change header')
       if (!isAccountKey(change.id)) throw errors.requestInvalid(`${change.id} is not an account key`)
       if (change.jwt.length === 0) throw errors.requestInvalid('empty body: nothing to deliver')
+      checkBody(change)
       const servers = await broadcast(nc, directory, change)
       log.info(
         { account: change.id, seq: change.seq, kind: change.kind, servers: servers.map((s) => `${s.name}:${s.outcome}`) },
