@@ -1,0 +1,32 @@
+import { bootstrap, readSystemAccount } from '../../ops/bootstrap.ts'
+import { emit, type Command } from '../context.ts'
+import { renderTable } from '../table.ts'
+
+/** `bootstrap [--dir]`: what `npm run bootstrap` does, then where each file went. Needs no NATS. */
+export const bootstrapCommand: Command = {
+  name: 'bootstrap',
+  args: '',
+  summary: 'create the operator, SYS, the system user and service creds in a directory (once)',
+  positionals: { min: 0, max: 0 },
+  options: { dir: { type: 'string', value: 'dir', help: 'where to write them (default ./.data)' } },
+  async run(ctx) {
+    const dir = typeof ctx.options.dir === 'string' ? ctx.options.dir : './.data'
+    const { paths, created } = await bootstrap(dir)
+    const sys = await readSystemAccount(paths)
+    const files: [string, string][] = [
+      ['operator jwt', paths.operatorJwt],
+      ['operator signing key (seed)', paths.signingSeed],
+      ['system account jwt', paths.sysJwt],
+      ['system user creds', paths.sysCreds],
+      ['demo account jwt', paths.demoJwt],
+      ['demo user creds', paths.demoCreds],
+      ...Object.entries(paths.serviceCreds).map(([name, p]): [string, string] => [`${name} creds`, p]),
+    ]
+    emit(ctx, { created, dir: paths.dir, systemAccount: sys.id, paths }, () =>
+      `${created ? 'created' : 'reused'} ${paths.dir} (system account ${sys.id})\n` +
+        renderTable(['what', 'path'], files) +
+        'seeds and creds are written 0600; keep the directory private\n',
+    )
+    return 0
+  },
+}

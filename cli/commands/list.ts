@@ -1,0 +1,31 @@
+import { listIds, lookupJwt, summarize, type AccountSummary } from '../accounts.ts'
+import { emit, type Command } from '../context.ts'
+import { mapLimit } from '../requests.ts'
+import { formatSeconds, renderTable } from '../table.ts'
+
+const LOOKUPS_IN_FLIGHT = 16
+
+/** `list`: every account the resolver lists, with name, iat and exp read from its JWT. */
+export const listCommand: Command = {
+  name: 'list',
+  args: '',
+  summary: 'list the stored accounts with name, iat and exp',
+  positionals: { min: 0, max: 0 },
+  async run(ctx) {
+    const nc = await ctx.nats()
+    const ids = await listIds(nc, ctx.global.timeoutMs)
+    const accounts = await mapLimit(ids, LOOKUPS_IN_FLIGHT, async (id): Promise<AccountSummary> => {
+      const jwt = await lookupJwt(nc, id, ctx.global.timeoutMs)
+      // Listed a moment ago: gone now means deleted or expired in between.
+      return jwt === undefined ? { account: id, name: undefined, iat: 0, exp: 0 } : summarize(id, jwt)
+    })
+    accounts.sort((a, b) => (a.name ?? '').localeCompare(b.name ?? '') || a.account.localeCompare(b.account))
+    emit(ctx, accounts, () =>
+      renderTable(
+        ['account', 'name', 'iat', 'exp'],
+        accounts.map((a) => [a.account, a.name, formatSeconds(a.iat), formatSeconds(a.exp) ?? 'never']),
+      ) + `${accounts.length} accounts\n`,
+    )
+    return 0
+  },
+}

@@ -1,0 +1,87 @@
+import { listIds, requireAccountKey } from '../accounts.ts'
+import { emit, type Command } from '../context.ts'
+import {
+  accountStatuses,
+  gatherServers,
+  gatherServices,
+  HEALTH_SUBJECTS,
+  serviceHealth,
+  type AccountStatus,
+  type HealthStatus,
+  type HeldVersion,
+  type ServerStatus,
+  type ServiceInstance,
+} from '../mesh-status.ts'
+import { formatSeconds, section } from '../table.ts'
+
+const DEFAULT_ACCOUNTS = 20
+
+interface Status {
+  services: ServiceInstance[]
+  health: HealthStatus[]
+  servers: ServerStatus[]
+  accounts: { total: number | undefined; shown: AccountStatus[]; error?: string }
+  /** Why the exit code is 1: a mesh service missing or unhealthy, no nats-server answering. */
+  problems: string[]
+}
+
+const healthText = (h: HealthStatus | undefined) => (h === undefined ? undefined : h.ok === undefined ? 'no reply' : h.ok ? 'ok' : 'unhealthy')
+const ms = (ns: number) => `${(ns / 1e6).toFixed(2)} ms`
+const held = (v: HeldVersion) => (v.state === 'other' ? `other (iat ${v.iat ?? '?'})` : v.state)
+
+function render(s: Status): string {
+  const health = new Map(s.health.map((h) => [h.service, h]))
+  const parts = [
+    section('services', ['service', 'id', 'version', 'started', 'health'],
+      s.services.map((x) => [x.name, x.id, x.version, x.started, healthText(health.get(x.name))])),
+    section('endpoints', ['service', 'endpoint', 'subject', 'requests', 'errors', 'average', 'last error'],
+      s.services.flatMap((x) => x.endpoints.map((e) => [x.name, e.name, e.subject, e.requests, e.errors, ms(e.averageNs), e.lastError]))),
+    section('nats-servers', ['name', 'id', 'version', 'cluster', 'connections'],
+      s.servers.map((x) => [x.name, x.id, x.version, x.cluster, x.connections])),
+  ]
+  const a = s.accounts
+  const title = a.error !== undefined ? `accounts: ${a.error}`
+    : a.total !== undefined && a.total > a.shown.length ? `accounts (${a.shown.length} of ${a.total}; --all shows every one)` : 'accounts'
+  parts.push(section(title, ['account', 'name', 'stored iat', ...s.servers.map((x) => x.name)],
+    a.shown.map((x) => [x.account, x.name, x.iat === undefined ? 'not stored' : formatSeconds(x.iat), ...x.servers.map(held)])))
+  if (s.problems.length > 0) parts.push(`problems\n${s.problems.map((p) => `- ${p}\n`).join('')}`)
+  return parts.join('\n')
+}
+
+function problemsOf(health: HealthStatus[], servers: ServerStatus[]): string[] {
+  const out = health.filter((h) => h.ok !== true).map((h) => `${h.service}: ${h.ok === false ? 'unhealthy' : h.error ?? 'no health reply'}`)
+  if (servers.length === 0) out.push('no nats-server answered $SYS.REQ.SERVER.PING (are these system-account creds?)')
+  return out
+}
+
+/** `status`: services and their endpoint stats, health, the nats-servers and which account versions they hold. */
+export const statusCommand: Command = {
+  name: 'status',
+  args: '',
+  summary: 'services, versions, endpoint stats, health, nats-servers and the account versions they hold',
+  positionals: { min: 0, max: 0 },
+  options: {
+    account: { type: 'string', value: 'id', help: 'show only this account' },
+    all: { type: 'boolean', help: `show every stored account (default: the first ${DEFAULT_ACCOUNTS})` },
+  },
+  async run(ctx) {
+    const nc = await ctx.nats()
+    const t = ctx.global.timeoutMs
+    const only = typeof ctx.options.account === 'string' ? requireAccountKey(ctx.options.account) : undefined
+    const [services, servers, health, ids] = await Promise.all([
+      gatherServices(nc, t),
+      gatherServers(nc, t),
+      Promise.all(Object.entries(HEALTH_SUBJECTS).map(([name, subject]) => serviceHealth(nc, name, subject, t))),
+      only !== undefined ? Promise.resolve([only]) : listIds(nc, t).then((x) => x.sort(), (e: Error) => e),
+    ])
+    const accounts: Status['accounts'] = ids instanceof Error
+      ? { total: undefined, shown: [], error: ids.message }
+      : {
+          total: ids.length,
+          shown: await accountStatuses(nc, ctx.options.all === true ? ids : ids.slice(0, DEFAULT_ACCOUNTS), servers, t),
+        }
+    const status: Status = { services, health, servers, accounts, problems: problemsOf(health, servers) }
+    emit(ctx, status, () => render(status))
+    return status.problems.length > 0 ? 1 : 0
+  },
+}
