@@ -32,6 +32,11 @@ export function readNatsConfig(r: EnvReader): NatsConfig {
   return { servers, creds: file?.text, credsPath: file?.path }
 }
 
+/** A NATS URL (or text holding one) with its user and password, or token, hidden: for log lines. */
+export function redactUrl(text: string): string {
+  return text.replace(/\/\/[^/@\s]*@/g, '//[redacted]@')
+}
+
 /**
  * Connects as a system-account user and keeps the connection for the life of the process: the first
  * connect is retried until it succeeds (an unreachable server at start is normal in compose or k8s), and
@@ -49,11 +54,12 @@ export async function connectSystem(config: NatsConfig, log: Logger, name: strin
         reconnectTimeWait: 500,
         pingInterval: 20_000,
       })
-      log.info({ server: nc.getServer(), attempt }, 'connected to nats')
+      log.info({ server: redactUrl(nc.getServer()), attempt }, 'connected to nats')
       void logStatus(nc, log)
       return nc
     } catch (err) {
-      log.warn({ err: { message: (err as Error).message }, servers: config.servers, attempt }, 'nats unreachable, retrying')
+      const message = redactUrl((err as Error).message)
+      log.warn({ err: { message }, servers: config.servers.map(redactUrl), attempt }, 'nats unreachable, retrying')
       await delay(Math.min(5000, 250 * attempt))
     }
   }
@@ -65,12 +71,12 @@ async function logStatus(nc: NatsConnection, log: Logger): Promise<void> {
       case 'ping':
         break
       case 'error':
-        log.error({ err: { message: s.error.message } }, 'nats server error')
+        log.error({ err: { message: redactUrl(s.error.message) } }, 'nats server error')
         break
       case 'disconnect':
       case 'reconnect':
       case 'ldm':
-        log.warn({ event: s.type, server: s.server }, `nats ${s.type}`)
+        log.warn({ event: s.type, server: redactUrl(s.server) }, `nats ${s.type}`)
         break
       default:
         log.info({ event: s.type }, `nats ${s.type}`)
