@@ -13,6 +13,16 @@ export interface ClaimReply {
 
 type Body = string | Uint8Array
 
+/** Publishes with a reply subject; a refused publish (over max_payload, closed connection) is a CliError. */
+function publish(nc: NatsConnection, subject: string, body: Body, reply: string, undo: () => void): void {
+  try {
+    nc.publish(subject, body, { reply })
+  } catch (e) {
+    undo()
+    throw new CliError(`cannot send on ${subject}: ${(e as Error).message}`)
+  }
+}
+
 /**
  * Publishes with a reply inbox and gathers replies as `nats micro ls` does: up to `firstMs` for the first,
  * then until `silenceMs` pass without one, or until `max` arrived.
@@ -26,7 +36,7 @@ export async function collect(
   const inbox = createInbox()
   const sub = nc.subscribe(inbox, opts.max === undefined ? {} : { max: opts.max })
   let timer = setTimeout(() => sub.unsubscribe(), opts.firstMs)
-  nc.publish(subject, body, { reply: inbox })
+  publish(nc, subject, body, inbox, () => (clearTimeout(timer), sub.unsubscribe()))
   const out: Msg[] = []
   for await (const m of sub) {
     out.push(m)
@@ -54,7 +64,7 @@ export async function askResolver(nc: NatsConnection, subject: string, body: Bod
   const inbox = createInbox()
   const sub = nc.subscribe(inbox)
   const timer = setTimeout(() => sub.unsubscribe(), timeoutMs)
-  nc.publish(subject, body, { reply: inbox })
+  publish(nc, subject, body, inbox, () => (clearTimeout(timer), sub.unsubscribe()))
   try {
     for await (const m of sub) {
       const r = claimReply(m)

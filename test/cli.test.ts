@@ -163,6 +163,12 @@ t.test('every command against a live mesh', async (t) => {
     t.match(m.stdout, /good\s+ok/)
     t.match(m.stdout, /1 pushed, 1 failed/)
 
+    const huge = join(work, 'huge.jwt')
+    await writeFile(huge, `e30.${'A'.repeat(1_100_000)}.sig`)
+    const tooBig = await mesh('push', huge, '--json')
+    t.equal(tooBig.code, 1, 'a JWT over max_payload fails without an unexpected error')
+    t.match(JSON.parse(tooBig.stdout), [{ outcome: 'failed', message: /^cannot send on \$SYS\.REQ\.CLAIMS\.UPDATE: / }])
+
     const garbage = await mesh('push', 'notajwt')
     t.equal(garbage.code, 1)
     t.equal(garbage.stderr, 'mesh: notajwt is neither a JWT nor a file or directory\n')
