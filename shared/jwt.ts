@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { KeyPair } from '@nats-io/nkeys'
 import { errors } from './errors.ts'
-import { isPublicKey, KeyRole, verifyNkeySignature } from './nkey.ts'
+import { isPublicKey, KeyRole, signWithNkey, verifyNkeySignature, verifyNkeySignatureOffThread } from './nkey.ts'
 
 /** nats-server refuses claims larger than this (protocol.md §4.1). */
 export const MAX_JWT_BYTES = 1_048_576
@@ -99,11 +99,49 @@ export function decodeJwt<N = Record<string, unknown>>(token: string): DecodedJw
   }
   if (!SEGMENT.test(s)) throw errors.jwtMalformed('signature is not base64url')
   const signed = alg === JwtAlgorithm.v2 ? `${h}.${p}` : p
-  if (!verifyNkeySignature(claims.iss, Buffer.from(signed, 'ascii'), Buffer.from(s, 'base64url'))) {
+  if (!takeVerified(claims.iss, signed, s) && !verifyNkeySignature(claims.iss, Buffer.from(signed, 'ascii'), Buffer.from(s, 'base64url'))) {
     throw errors.jwtBadSignature()
   }
   claims.iat ??= 0
   return { token, header: { typ, alg }, claims: claims as unknown as Claims<N> }
+}
+
+/**
+ * Signatures found valid by verifyJwtAhead and not yet used by decodeJwt, by signature: the exact issuer
+ * and signed bytes they cover. Bounded: an entry decodeJwt never asks for is dropped after others.
+ */
+const verifiedAhead = new Map<string, { iss: string; signed: string }>()
+const MAX_VERIFIED_AHEAD = 1024
+
+function takeVerified(iss: string, signed: string, sig: string): boolean {
+  const v = verifiedAhead.get(sig)
+  if (v === undefined || v.iss !== iss || v.signed !== signed) return false
+  verifiedAhead.delete(sig)
+  return true
+}
+
+/**
+ * Checks the signature of `token` on libuv's thread pool, so a following decodeJwt of the same token does
+ * not verify it on the event loop (an Ed25519 verification is about 0.1 ms here, far longer for a large
+ * token). Never throws: whatever it cannot vouch for, decodeJwt checks and reports as before.
+ */
+export async function verifyJwtAhead(token: string): Promise<void> {
+  const parts = token.split('.')
+  if (parts.length !== 3 || Buffer.byteLength(token) > MAX_JWT_BYTES) return
+  const [h, p, s] = parts as [string, string, string]
+  let iss: unknown
+  let alg: unknown
+  try {
+    alg = String((JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as { alg?: unknown }).alg ?? '').toLowerCase()
+    iss = (JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as { iss?: unknown }).iss
+  } catch {
+    return // malformed: decodeJwt says how
+  }
+  if (typeof iss !== 'string' || !/^[OA]/.test(iss) || !isPublicKey(iss, iss[0] as KeyRole) || !SEGMENT.test(s)) return
+  const signed = alg === JwtAlgorithm.v2 ? `${h}.${p}` : p
+  if (!(await verifyNkeySignatureOffThread(iss, Buffer.from(signed, 'ascii'), Buffer.from(s, 'base64url')))) return
+  if (verifiedAhead.size >= MAX_VERIFIED_AHEAD) verifiedAhead.delete(verifiedAhead.keys().next().value!)
+  verifiedAhead.set(s, { iss, signed })
 }
 
 /** Reads the claims of a token we produced or already validated, without checking anything. */
@@ -161,6 +199,6 @@ export function signJwt(claims: Omit<Claims<unknown>, 'iss' | 'jti'>, kp: KeyPai
   const body = { jti: goJti(full), ...full }
   const header = Buffer.from(JSON.stringify({ typ: 'JWT', alg: JwtAlgorithm.v2 })).toString('base64url')
   const payload = Buffer.from(JSON.stringify(body)).toString('base64url')
-  const sig = Buffer.from(kp.sign(Buffer.from(`${header}.${payload}`, 'ascii'))).toString('base64url')
+  const sig = Buffer.from(signWithNkey(kp, Buffer.from(`${header}.${payload}`, 'ascii'))).toString('base64url')
   return `${header}.${payload}.${sig}`
 }

@@ -9,6 +9,7 @@ import {
   type DeleteVerdict,
   type MeshService,
   type NatsConnection,
+  verifyJwtAhead,
 } from '../../shared/index.ts'
 import type { ServiceMsg } from '@nats-io/services'
 import { validateAccountJwt } from './account-rules.ts'
@@ -41,8 +42,11 @@ export function addSignerEndpoints(service: MeshService, config: SignerConfig, n
     async handle(msg, log) {
       const account = msg.headers?.get(SignerHeader.account) || undefined
       const storedIat = storedIatOf(msg)
+      const token = tokenOf(msg)
+      // The signature is checked on the thread pool, not on the event loop the other requests wait on.
+      await verifyJwtAhead(token)
       const now = nowSeconds()
-      const v = validateAccountJwt(tokenOf(msg), config.trust, { account, now })
+      const v = validateAccountJwt(token, config.trust, { account, now })
       const verdict: AccountVerdict = { id: v.id, iat: v.claims.iat, exp: v.claims.exp ?? 0 }
       if (v.selfSigned) {
         if (config.signingKey === undefined) throw errors.selfSignedRefused()
@@ -58,7 +62,9 @@ export function addSignerEndpoints(service: MeshService, config: SignerConfig, n
     subject: subjects.signerValidateDelete,
     description: 'Validates an operator-signed request to delete accounts (freshness, trust, not the system account)',
     async handle(msg) {
-      const v = validateDeleteRequest(tokenOf(msg), config.trust, {
+      const token = tokenOf(msg)
+      await verifyJwtAhead(token)
+      const v = validateDeleteRequest(token, config.trust, {
         now: nowSeconds(),
         windowSeconds: DELETE_WINDOW_SECONDS,
         // Replays are remembered by the resolver, which holds the durable store.
