@@ -10,6 +10,8 @@ export interface ServerConfOptions {
   systemAccount: string
   /** Preloaded so system users connect before any lookup (protocol.md §9.9). */
   systemAccountJwt: string
+  /** More accounts to preload beside the system account, by id. */
+  preload?: Record<string, string>
   resolver: { type: 'cache'; dir: string; ttl?: string } | { type: 'full'; dir: string; interval?: string }
   cluster?: { name: string; port: number; routes: string[] }
   /** nats-server's default is 1 MB, exactly our JWT size limit. */
@@ -30,7 +32,7 @@ export function renderServerConf(o: ServerConfOptions): string {
     o.resolver.type === 'cache'
       ? `resolver: { type: cache, dir: ${q(o.resolver.dir)}, ttl: ${q(o.resolver.ttl ?? '1h')}, timeout: "1.9s" }`
       : `resolver: { type: full, dir: ${q(o.resolver.dir)}, allow_delete: true, interval: ${q(o.resolver.interval ?? '2m')}, timeout: "1.9s" }`,
-    `resolver_preload: { ${o.systemAccount}: ${q(o.systemAccountJwt)} }`,
+    `resolver_preload: { ${Object.entries({ ...o.preload, [o.systemAccount]: o.systemAccountJwt }).map(([id, jwt]) => `${id}: ${q(jwt)}`).join(', ')} }`,
   ]
   if (o.maxPayload !== undefined) lines.push(`max_payload: ${o.maxPayload}`)
   if (o.cluster !== undefined) {

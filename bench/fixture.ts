@@ -1,0 +1,205 @@
+import { createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { encode, type KeyPair } from '@nats-io/nkeys'
+import type { Authenticator } from '@nats-io/nats-core'
+import { newOperator, newUser, UNLIMITED, type OperatorIdentity, type UserIdentity } from '../ops/identities.ts'
+import type { Scope } from './scope.ts'
+
+/** An operator, its system account and a system user, written where servers and services read them. */
+export interface BenchFixture {
+  dir: string
+  op: OperatorIdentity
+  sysUser: UserIdentity
+  operatorJwtPath: string
+  sysJwtPath: string
+  sysCredsPath: string
+  /** The operator signing key as a node:crypto key: signs account JWTs far faster than nacl. */
+  signer: FastSigner
+}
+
+export async function makeBenchFixture(scope: Scope): Promise<BenchFixture> {
+  const dir = await scope.tempDir('fx')
+  const op = await newOperator('BENCH')
+  const sysUser = await newUser(op.systemAccount, 'sys')
+  const fx: BenchFixture = {
+    dir,
+    op,
+    sysUser,
+    operatorJwtPath: join(dir, 'operator.jwt'),
+    sysJwtPath: join(dir, 'sys.jwt'),
+    sysCredsPath: join(dir, 'sys.creds'),
+    signer: FastSigner.fromKeyPair(op.signingKp),
+  }
+  await writeFile(fx.operatorJwtPath, op.jwt)
+  await writeFile(fx.sysJwtPath, op.systemAccount.jwt)
+  await writeFile(fx.sysCredsPath, sysUser.creds, { mode: 0o600 })
+  return fx
+}
+
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
+
+function base32Decode(s: string): Buffer {
+  const out: number[] = []
+  let bits = 0
+  let acc = 0
+  for (const ch of s) {
+    acc = ((acc << 5) | BASE32.indexOf(ch)) & 0xffff
+    bits += 5
+    if (bits >= 8) {
+      bits -= 8
+      out.push((acc >> bits) & 0xff)
+    }
+  }
+  return Buffer.from(out)
+}
+
+function base32Encode(bytes: Uint8Array): string {
+  let out = ''
+  let bits = 0
+  let acc = 0
+  for (const b of bytes) {
+    acc = ((acc << 8) | b) & 0xffff
+    bits += 8
+    while (bits >= 5) {
+      bits -= 5
+      out += BASE32[(acc >> bits) & 31]
+    }
+  }
+  if (bits > 0) out += BASE32[(acc << (5 - bits)) & 31]
+  return out
+}
+
+/** CRC-16/XMODEM, the nkey checksum. */
+function crc16(bytes: Uint8Array): number {
+  let crc = 0
+  for (const b of bytes) {
+    crc ^= b << 8
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff
+  }
+  return crc
+}
+
+/** nkey prefix bytes of the public keys we make: 'A' and 'U'. */
+const PREFIX = { account: 0, user: 20 << 3 } as const
+
+function encodePublicKey(prefix: number, key32: Uint8Array): string {
+  const raw = Buffer.alloc(35)
+  raw[0] = prefix
+  Buffer.from(key32).copy(raw, 1)
+  raw.writeUInt16LE(crc16(raw.subarray(0, 33)), 33)
+  return base32Encode(raw)
+}
+
+/**
+ * A valid account public key with no private key behind it: enough for accounts that are only stored,
+ * looked up and pushed (nobody connects to them), and thousands of times cheaper than a nacl key pair.
+ */
+export const randomAccountId = (): string => encodePublicKey(PREFIX.account, randomBytes(32))
+
+const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url')
+const HEADER = b64({ typ: 'JWT', alg: 'ed25519-nkey' })
+
+/**
+ * An nkey that signs through OpenSSL (node:crypto). The pure-JS nacl of @nats-io/nkeys takes milliseconds
+ * per signature (and per key pair) on this machine: far too slow for thousands of fixtures, and a client
+ * cost that would blur what the benchmark compares.
+ */
+export class FastSigner {
+  constructor(
+    readonly publicKey: string,
+    private readonly key: KeyObject,
+  ) {}
+
+  static fromKeyPair(kp: KeyPair): FastSigner {
+    const seed = base32Decode(new TextDecoder().decode(kp.getSeed())).subarray(2, 34)
+    const pub = base32Decode(kp.getPublicKey()).subarray(1, 33)
+    const key = createPrivateKey({
+      key: { kty: 'OKP', crv: 'Ed25519', d: seed.toString('base64url'), x: pub.toString('base64url') },
+      format: 'jwk',
+    })
+    return new FastSigner(kp.getPublicKey(), key)
+  }
+
+  /** A new key of the given role. */
+  static generate(role: keyof typeof PREFIX): FastSigner {
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519')
+    const x = Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url')
+    return new FastSigner(encodePublicKey(PREFIX[role], x), privateKey)
+  }
+
+  signBytes(data: Uint8Array): Uint8Array {
+    return sign(null, data, this.key)
+  }
+
+  sign(claims: Record<string, unknown>): string {
+    const body = { jti: randomBytes(16).toString('hex'), iat: Math.floor(Date.now() / 1000), ...claims, iss: this.publicKey }
+    const signed = `${HEADER}.${b64(body)}`
+    return `${signed}.${sign(null, Buffer.from(signed), this.key).toString('base64url')}`
+  }
+
+  /** An account JWT (unlimited unless `nats` says otherwise), as nsc would produce for `id`. */
+  account(id: string, opts: { name?: string; iat?: number; nats?: Record<string, unknown> } = {}): string {
+    return this.sign({
+      ...(opts.iat !== undefined ? { iat: opts.iat } : {}),
+      sub: id,
+      name: opts.name ?? 'bench',
+      nats: { limits: { ...UNLIMITED }, ...opts.nats, type: 'account', version: 2 },
+    })
+  }
+}
+
+/** Stored-only accounts: random ids, each with a JWT signed by the operator signing key. */
+export interface StoredAccounts {
+  ids: string[]
+  jwts: string[]
+}
+
+export function makeAccounts(fx: BenchFixture, count: number, prefix = 'bench'): StoredAccounts {
+  const ids: string[] = []
+  const jwts: string[] = []
+  for (let i = 0; i < count; i++) {
+    const id = randomAccountId()
+    ids.push(id)
+    jwts.push(fx.signer.account(id, { name: `${prefix}-${i}` }))
+  }
+  return { ids, jwts }
+}
+
+/** An account whose key we hold, so users can be issued for it, with its operator-signed JWT. */
+export interface ConnectableAccount {
+  id: string
+  key: FastSigner
+  jwt: string
+}
+
+export function makeConnectableAccount(fx: BenchFixture, name: string): ConnectableAccount {
+  const key = FastSigner.generate('account')
+  return { id: key.publicKey, key, jwt: fx.signer.account(key.publicKey, { name }) }
+}
+
+/** A user of `account`, shaped as @nats-io/jwt's encodeUser makes it (no limits: -1). */
+export interface BenchUser {
+  id: string
+  jwt: string
+  key: FastSigner
+}
+
+export function makeUser(account: { key: FastSigner }, name = 'u'): BenchUser {
+  const key = FastSigner.generate('user')
+  const jwt = account.key.sign({
+    sub: key.publicKey,
+    name,
+    nats: { pub: {}, sub: {}, subs: -1, data: -1, payload: -1, type: 'user', version: 2 },
+  })
+  return { id: key.publicKey, jwt, key }
+}
+
+/** Answers the server's nonce as credsAuthenticator would, signing through OpenSSL. */
+export function userAuthenticator(user: BenchUser): Authenticator {
+  return (nonce?: string) => ({
+    jwt: user.jwt,
+    nkey: user.id,
+    sig: nonce ? encode(user.key.signBytes(new TextEncoder().encode(nonce))) : '',
+  })
+}

@@ -1,0 +1,111 @@
+import { mkdir, writeFile } from 'node:fs/promises'
+import { loadavg } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { runImports } from './bulk-import.ts'
+import { makeAccounts, makeBenchFixture } from './fixture.ts'
+import { runFirstConnects } from './first-connect.ts'
+import { runLookups, startLookupSystems } from './lookup.ts'
+import { describeMachine } from './machine.ts'
+import { runMillion } from './million.ts'
+import { runPushEnforcement } from './push-enforce.ts'
+import { evaluateTargets, renderMarkdown, type Results } from './report.ts'
+import { withScope } from './scope.ts'
+
+const SCENARIOS = ['lookup', 'connect', 'enforce', 'import'] as const
+type Scenario = (typeof SCENARIOS)[number]
+
+const USAGE = `npm run bench [-- options]
+  (default)          LOOKUP (10k hot), first connect, push to disconnect, bulk import: a few minutes
+  --million          only the 1M-account cases (cold LOOKUP, ready time, RSS, store size); also BENCH_MILLION=1
+  --accounts N       accounts for --million (default 1000000)
+  --only a,b         run only these of: ${SCENARIOS.join(', ')}
+  --rounds N         alternated rounds per comparison (default 3 for LOOKUP, 2 for import)
+  --quick            shorter windows, for trying the harness
+Results: bench/results/<default|million|partial>.{json,md}; the Markdown table is printed too.`
+
+const { values } = parseArgs({
+  options: {
+    million: { type: 'boolean', default: process.env.BENCH_MILLION === '1' },
+    accounts: { type: 'string' },
+    only: { type: 'string' },
+    rounds: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+})
+if (values.help) {
+  console.log(USAGE)
+  process.exit(0)
+}
+
+const log = (s: string) => process.stderr.write(`${s}\n`)
+const only = values.only?.split(',').map((s) => s.trim()) as Scenario[] | undefined
+for (const s of only ?? []) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}; one of ${SCENARIOS.join(', ')}`)
+const wanted = (s: Scenario) => !values.million && (only === undefined || only.includes(s))
+const rounds = values.rounds === undefined ? undefined : Number(values.rounds)
+const window = values.quick ? { warmupMs: 200, durationMs: 700 } : { warmupMs: 500, durationMs: 2000 }
+const options = {
+  million: values.million,
+  accounts: values.million ? Number(values.accounts ?? 1_000_000) : 10_000,
+  only: only ?? null,
+  lookupRounds: rounds ?? 3,
+  importRounds: rounds ?? 2,
+  concurrencies: [1, 16, 64],
+  firstConnectSamples: values.quick ? 30 : 100,
+  enforceTrials: values.quick ? 15 : 50,
+  importInFlight: 32,
+  ...window,
+}
+
+const started = performance.now()
+const results: Results = { machine: await describeMachine(), options }
+log(`machine: ${results.machine.nproc} cores, ${results.machine.cpu}, node ${results.machine.node}, nats-server ${results.machine.natsServer}, load ${results.machine.loadStart.toFixed(2)}`)
+
+await withScope(async (scope) => {
+  const fx = await makeBenchFixture(scope)
+  const accounts = wanted('lookup') || wanted('import') || wanted('connect') ? makeAccounts(fx, 10_000) : undefined
+  if (wanted('lookup')) {
+    log('LOOKUP, 10k accounts (hot)')
+    await withScope(async (s) => {
+      const systems = await startLookupSystems(s, fx, accounts!, log)
+      results.lookupHot = await runLookups(systems, accounts!.ids, {
+        concurrencies: options.concurrencies,
+        rounds: options.lookupRounds,
+        warm: true,
+        log,
+        ...window,
+      })
+    })
+  }
+  if (wanted('connect')) {
+    log('first connect of an account the server has not loaded')
+    results.firstConnect = await withScope((s) => runFirstConnects(s, fx, accounts!, { samples: options.firstConnectSamples, log }))
+  }
+  if (wanted('enforce')) {
+    log('push to disconnect on 3 servers')
+    results.pushEnforce = await withScope((s) => runPushEnforcement(s, fx, { trials: options.enforceTrials, log }))
+  }
+  if (wanted('import')) {
+    log(`bulk import of 10k accounts, ${options.importInFlight} in flight`)
+    results.bulkImport = await runImports(fx, accounts!, { rounds: options.importRounds, inFlight: options.importInFlight, log })
+  }
+  if (values.million) {
+    log(`${options.accounts} accounts`)
+    results.million = await withScope((s) =>
+      runMillion(s, fx, { accounts: options.accounts, rounds: rounds ?? 2, log, ...window }),
+    )
+  }
+})
+
+results.machine.loadEnd = loadavg()[0]
+results.seconds = (performance.now() - started) / 1000
+results.targets = evaluateTargets(results)
+const name = values.million ? 'million' : only === undefined ? 'default' : 'partial'
+const dir = join(import.meta.dirname, 'results')
+await mkdir(dir, { recursive: true })
+const md = renderMarkdown(results)
+await writeFile(join(dir, `${name}.json`), JSON.stringify(results, null, 2) + '\n')
+await writeFile(join(dir, `${name}.md`), md + '\n')
+console.log(md)
+log(`wrote bench/results/${name}.json and .md in ${Math.round(results.seconds)} s`)

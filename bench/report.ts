@@ -1,0 +1,278 @@
+import type { ImportRun } from './bulk-import.ts'
+import type { EnforceCase } from './push-enforce.ts'
+import type { FirstConnectCase } from './first-connect.ts'
+import type { LookupCase } from './lookup.ts'
+import type { Machine } from './machine.ts'
+import type { MillionResult } from './million.ts'
+import { median, ratio } from './stats.ts'
+
+export interface Results {
+  machine: Machine
+  options: Record<string, unknown>
+  seconds?: number
+  lookupHot?: LookupCase[]
+  firstConnect?: FirstConnectCase[]
+  pushEnforce?: EnforceCase[]
+  bulkImport?: ImportRun[]
+  million?: MillionResult
+  targets?: TargetResult[]
+}
+
+export interface TargetResult {
+  target: string
+  /** What is compared: "ratio" (project / nats-server full) or an absolute value with its unit. */
+  measured: number
+  unit: 'x' | 'ms' | 'MB' | 's'
+  goal: string
+  met: boolean
+  /** How far from the goal and why, when missed; what the figure means otherwise. */
+  note: string
+}
+
+const f = (n: number | undefined, d = 2) => (n === undefined || !Number.isFinite(n) ? 'n/a' : n.toFixed(d))
+const us = (cpu: Record<string, number>) =>
+  Object.entries(cpu)
+    .map(([k, v]) => `${k} ${Math.round(v)}`)
+    .join(' + ')
+const total = (cpu: Record<string, number>) => Object.values(cpu).reduce((a, b) => a + b, 0)
+const mb = (bytes: number) => bytes / 2 ** 20
+
+function lookupCase(cases: LookupCase[] | undefined, system: 'full' | 'mesh', concurrency: number): LookupCase | undefined {
+  return cases?.find((c) => c.system === system && c.concurrency === concurrency)
+}
+
+/** Judges every target the run has figures for. */
+export function evaluateTargets(r: Results): TargetResult[] {
+  const out: TargetResult[] = []
+  const imports = r.bulkImport
+  if (imports !== undefined && imports.length > 0) {
+    const full = imports.filter((i) => i.system === 'full')
+    const mesh = imports.filter((i) => i.system === 'mesh')
+    const x = ratio(median(mesh.map((i) => i.perSecond)), median(full.map((i) => i.perSecond)))
+    const cpuFull = median(full.map((i) => total(i.cpuUsPerPush)))
+    const cpuMesh = median(mesh.map((i) => total(i.cpuUsPerPush)))
+    const m = mesh[0]!
+    out.push({
+      target: 'durable push throughput, 32 in flight (nsc push -A of 10k accounts)',
+      measured: x,
+      unit: 'x',
+      goal: '≥ 1.0x',
+      met: x >= 1.0,
+      note:
+        x >= 1.0
+          ? `every acknowledged push synced to disk (group commit); full writes files without fsync`
+          : `${f((1 - x) * 100, 0)}% short. CPU per push: mesh ${Math.round(cpuMesh)} µs (${us(m.cpuUsPerPush)}) vs full ${Math.round(cpuFull)} µs; ` +
+            `on ${r.machine.nproc} shared cores throughput follows total CPU. Each push crosses NATS 6 times (client→resolver, ` +
+            `resolver⇄signer, resolver⇄notifier, notifier→servers) and every server decodes and verifies the JWT once for nsc's ` +
+            `push and again for the notifier's delivery, where a full server does all of it in one process.`,
+    })
+  }
+  const cases = r.lookupHot
+  const seqFull = lookupCase(cases, 'full', 1)
+  const seqMesh = lookupCase(cases, 'mesh', 1)
+  const l64Full = lookupCase(cases, 'full', 64)
+  const l64Mesh = lookupCase(cases, 'mesh', 64)
+  if (l64Full && l64Mesh) {
+    const x = ratio(l64Mesh.rps, l64Full.rps)
+    out.push({
+      target: 'LOOKUP throughput, 64 in flight (10k accounts, hot)',
+      measured: x,
+      unit: 'x',
+      goal: '≥ 1.2x',
+      met: x >= 1.2,
+      note:
+        x >= 1.2
+          ? ''
+          : `${f((1.2 - x) / 1.2 * 100, 0)}% below the goal. CPU per lookup: mesh ${Math.round(total(l64Mesh.cpuUsPerRequest))} µs ` +
+            `(${us(l64Mesh.cpuUsPerRequest)}) vs full ${Math.round(total(l64Full.cpuUsPerRequest))} µs (${us(l64Full.cpuUsPerRequest)}). ` +
+            `The mesh's request and reply cross the server twice and a JS process; the full server answers in-process. ` +
+            `With the client on the same ${r.machine.nproc} cores, throughput is bounded by the sum.`,
+    })
+  }
+  if (seqFull && seqMesh) {
+    const p50 = ratio(seqMesh.latency.p50, seqFull.latency.p50)
+    const p99 = ratio(seqMesh.latency.p99, seqFull.latency.p99)
+    const hops = `The mesh's answer takes two more loopback hops (server→resolver→server) and a wake-up of another process: ` +
+      `about ${f((seqMesh.latency.p50 - seqFull.latency.p50) * 1000, 0)} µs over the full server's ${f(seqFull.latency.p50 * 1000, 0)} µs, a fixed cost no code in the resolver can remove.`
+    out.push({
+      target: 'sequential LOOKUP p50 (1 in flight)',
+      measured: p50,
+      unit: 'x',
+      goal: '≤ 1.1x',
+      met: p50 <= 1.1,
+      note: p50 <= 1.1 ? '' : `${f(seqMesh.latency.p50, 3)} vs ${f(seqFull.latency.p50, 3)} ms. ${hops}`,
+    })
+    out.push({
+      target: 'sequential LOOKUP p99 (1 in flight)',
+      measured: p99,
+      unit: 'x',
+      goal: '≤ 1.5x',
+      met: p99 <= 1.5,
+      note: p99 <= 1.5 ? '' : `${f(seqMesh.latency.p99, 3)} vs ${f(seqFull.latency.p99, 3)} ms. ${hops} At the tail, a third process to be scheduled on 2 busy cores.`,
+    })
+  }
+  const fc = r.firstConnect
+  const fcMesh = fc?.find((c) => c.system === 'mesh')
+  const fcPeer = fc?.find((c) => c.system === 'full-peer')
+  const fcFloor = fc?.find((c) => c.system === 'preload')
+  if (fcMesh && fcPeer) {
+    const x = ratio(fcMesh.latency.p50, fcPeer.latency.p50)
+    const added = (c: FirstConnectCase) => c.latency.p50 - (fcFloor?.latency.p50 ?? 0)
+    out.push({
+      target: 'first connect of a not-yet-loaded account, vs a full-resolver peer (p50)',
+      measured: x,
+      unit: 'x',
+      goal: '≤ 1.2x',
+      met: x <= 1.2,
+      note:
+        `p50 ${f(fcMesh.latency.p50)} vs ${f(fcPeer.latency.p50)} ms (preloaded floor ${f(fcFloor?.latency.p50)}); fetching adds ` +
+        `${f(added(fcMesh))} vs ${f(added(fcPeer))} ms. p99 ${f(fcMesh.latency.p99)} vs ${f(fcPeer.latency.p99)} ms.` +
+        (x <= 1.2 ? '' : ' The account is read from LevelDB (not yet in the resolver\'s cache) and crosses one more process than a route to the full server.'),
+    })
+  }
+  const pe = r.pushEnforce
+  const managed = pe?.find((c) => c.system === 'mesh-managed')
+  const meshPush = pe?.find((c) => c.system === 'mesh')
+  const fullPush = pe?.find((c) => c.system === 'full')
+  if (managed) {
+    out.push({
+      target: 'push → disconnect on 3 servers, p99 (mesh path: managed account, delivered by the notifier)',
+      measured: managed.disconnect.p99,
+      unit: 'ms',
+      goal: '≤ 50 ms',
+      met: managed.disconnect.p99 <= 50 && managed.missed === 0,
+      note:
+        `signer re-signs, resolver syncs to disk, notifier delivers; p50 ${f(managed.disconnect.p50, 1)} ms. ` +
+        `Operator-signed nsc push on the same mesh (servers apply it themselves): p99 ${f(meshPush?.disconnect.p99, 1)} ms; ` +
+        `full servers: p99 ${f(fullPush?.disconnect.p99, 1)} ms.` +
+        (managed.missed > 0 ? ` ${managed.missed} users were not disconnected within 5 s.` : ''),
+    })
+  }
+  const m = r.million
+  if (m !== undefined) {
+    const cold = m.lookups.find((c) => c.system === 'mesh' && c.concurrency === 1)
+    const coldFull = m.lookups.find((c) => c.system === 'full' && c.concurrency === 1)
+    if (cold) {
+      out.push({
+        target: `cold LOOKUP p99 with ${m.accounts.toLocaleString('en')} accounts (1 in flight, random ids)`,
+        measured: cold.latency.p99,
+        unit: 'ms',
+        goal: '≤ 2 ms',
+        met: cold.latency.p99 <= 2,
+        note: `full server: ${f(coldFull?.latency.p99, 3)} ms; resolver cache ${m.cacheSize.toLocaleString('en')} accounts, the rest read from LevelDB`,
+      })
+    }
+    out.push({
+      target: `resolver RSS with ${m.accounts.toLocaleString('en')} accounts stored (after the cold lookups)`,
+      measured: m.mesh.rssAfterMb,
+      unit: 'MB',
+      goal: '≤ 300 MB',
+      met: m.mesh.rssAfterMb <= 300,
+      note: `full server: ${f(m.full.rssAfterMb, 0)} MB`,
+    })
+    out.push({
+      target: `ready: start to first answered LOOKUP with ${m.accounts.toLocaleString('en')} accounts`,
+      measured: m.mesh.readyMs / 1000,
+      unit: 's',
+      goal: '≤ 2 s',
+      met: m.mesh.readyMs <= 2000,
+      note: `includes node + tsx start and the resolver's peer discovery; full server: ${f(m.full.readyMs / 1000, 1)} s`,
+    })
+  }
+  return out
+}
+
+export function renderMarkdown(r: Results): string {
+  const L: string[] = []
+  const m = r.machine
+  L.push(
+    `Run ${m.date.slice(0, 16).replace('T', ' ')} UTC on ${m.nproc} cores (${m.cpu}), ${m.memoryGb} GB, ${m.os}, node ${m.node}, ` +
+      `nats-server ${m.natsServer}; load average ${f(m.loadStart)} at start, ${f(m.loadEnd)} at end` +
+      (r.seconds !== undefined ? `; ${Math.round(r.seconds)} s` : '') +
+      '. Ratios are project / nats-server `full` resolver measured in the same run, runs alternated.',
+    '',
+  )
+  if (r.targets?.length) {
+    L.push('| target | measured | goal | met | notes |', '| --- | --- | --- | --- | --- |')
+    for (const t of r.targets) {
+      const v = t.unit === 'x' ? `${f(t.measured)}x` : `${f(t.measured, t.unit === 'MB' ? 0 : 2)} ${t.unit}`
+      L.push(`| ${t.target} | ${v} | ${t.goal} | ${t.met ? 'yes' : '**no**'} | ${t.note} |`)
+    }
+    L.push('')
+  }
+  const lookupTable = (title: string, cases: LookupCase[]) => {
+    L.push(`**${title}**`, '')
+    L.push('| in flight | full req/s | mesh req/s | ratio | full p50 / p99 ms | mesh p50 / p99 ms | p50 ratio | p99 ratio | CPU µs/lookup full | CPU µs/lookup mesh |')
+    L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+    for (const c of [...new Set(cases.map((x) => x.concurrency))]) {
+      const a = cases.find((x) => x.system === 'full' && x.concurrency === c)!
+      const b = cases.find((x) => x.system === 'mesh' && x.concurrency === c)!
+      L.push(
+        `| ${c} | ${Math.round(a.rps)} | ${Math.round(b.rps)} | ${f(ratio(b.rps, a.rps))}x | ${f(a.latency.p50, 3)} / ${f(a.latency.p99, 3)} | ` +
+          `${f(b.latency.p50, 3)} / ${f(b.latency.p99, 3)} | ${f(ratio(b.latency.p50, a.latency.p50))}x | ${f(ratio(b.latency.p99, a.latency.p99))}x | ` +
+          `${Math.round(total(a.cpuUsPerRequest))} (${us(a.cpuUsPerRequest)}) | ${Math.round(total(b.cpuUsPerRequest))} (${us(b.cpuUsPerRequest)}) |`,
+      )
+    }
+    const errors = cases.reduce((n, c) => n + c.errors + c.timeouts, 0)
+    L.push('', `Throughput is the median of the rounds; latencies pool every round. Empty or missing replies: ${errors}.`, '')
+  }
+  if (r.lookupHot) lookupTable('LOOKUP, 10k stored accounts, random ids (hot)', r.lookupHot)
+  if (r.firstConnect) {
+    L.push('**First connect of a user whose account the server has not loaded**', '')
+    L.push('| how the server learns the account | p50 ms | p90 ms | p99 ms | samples | failed |', '| --- | --- | --- | --- | --- | --- |')
+    const label = { mesh: 'mesh: cache server + resolver', 'full-peer': 'full-resolver peer: cache server routed to a full server', preload: 'preloaded in the config (floor)' }
+    for (const c of r.firstConnect) {
+      L.push(`| ${label[c.system]} | ${f(c.latency.p50)} | ${f(c.latency.p90)} | ${f(c.latency.p99)} | ${c.latency.n} | ${c.failures} |`)
+    }
+    L.push('', 'Clients sign the server nonce with OpenSSL (not nacl), so the client adds the same small cost to every system.', '')
+  }
+  if (r.pushEnforce) {
+    L.push('**Push to enforcement: nsc-style push revoking a user connected to each of 3 clustered servers**', '')
+    L.push('| system | disconnect p50 ms | p99 ms | last of 3 p99 ms | resolver reply p50 / p99 ms | notifier broadcast p50 / p99 ms | missed |')
+    L.push('| --- | --- | --- | --- | --- | --- | --- |')
+    const label = {
+      full: '3 full servers (they apply the push)',
+      mesh: 'mesh, operator-signed (servers apply it too)',
+      'mesh-managed': 'mesh, managed account (only the mesh can apply it)',
+    }
+    for (const c of r.pushEnforce) {
+      L.push(
+        `| ${label[c.system]} | ${f(c.disconnect.p50, 1)} | ${f(c.disconnect.p99, 1)} | ${f(c.allDisconnected.p99, 1)} | ` +
+          `${c.ack ? `${f(c.ack.p50, 1)} / ${f(c.ack.p99, 1)}` : '–'} | ${c.broadcast ? `${f(c.broadcast.p50, 1)} / ${f(c.broadcast.p99, 1)}` : '–'} | ${c.missed} |`,
+      )
+    }
+    L.push('', `${r.pushEnforce[0]?.trials} trials per system, 3 users each.`, '')
+  }
+  if (r.bulkImport) {
+    L.push('**Bulk import: nsc push -A of 10k accounts, 32 in flight**', '')
+    L.push('| system | round | pushes/s | p50 / p99 ms | all delivered s | store on disk MB (apparent) | RSS MB (peak) | CPU µs/push |')
+    L.push('| --- | --- | --- | --- | --- | --- | --- | --- |')
+    for (const i of r.bulkImport) {
+      L.push(
+        `| ${i.system} | ${i.round + 1} | ${Math.round(i.perSecond)} | ${f(i.latency.p50, 1)} / ${f(i.latency.p99, 1)} | ${f(i.deliveredSeconds, 1)} | ` +
+          `${f(mb(i.storeDiskBytes), 1)} (${f(mb(i.storeApparentBytes), 1)}) | ${f(i.rssMb, 0)} (${f(i.peakRssMb, 0)}) | ${Math.round(total(i.cpuUsPerPush))} (${us(i.cpuUsPerPush)}) |`,
+      )
+    }
+    const errors = r.bulkImport.reduce((n, i) => n + i.errors + i.timeouts, 0)
+    L.push(
+      '',
+      `Full: a full-mode server alone, which writes one file per account (no fsync). Mesh: a cache-mode server with the three services; ` +
+        `a push counts when the resolver's reply arrives, sent only once the JWT, its history entry and its outbox entry are synced. ` +
+        `RSS is the full server's or the resolver's. Refused or unanswered pushes: ${errors}.`,
+      '',
+    )
+  }
+  if (r.million) {
+    const x = r.million
+    L.push(`**${x.accounts.toLocaleString('en')} accounts**`, '')
+    L.push(`Stores built directly (full: \`<id>.jwt\` files; mesh: LevelDB through \`services/resolver/account-store.ts\`, ${f(x.seedSeconds, 0)} s) rather than pushed.`, '')
+    L.push('| | full server | resolver |', '| --- | --- | --- |')
+    L.push(`| ready: spawn to first answered LOOKUP | ${f(x.full.readyMs / 1000)} s | ${f(x.mesh.readyMs / 1000)} s |`)
+    L.push(`| RSS after start | ${f(x.full.rssReadyMb, 0)} MB | ${f(x.mesh.rssReadyMb, 0)} MB |`)
+    L.push(`| RSS after the cold lookups | ${f(x.full.rssAfterMb, 0)} MB | ${f(x.mesh.rssAfterMb, 0)} MB |`)
+    L.push(`| store on disk (apparent) | ${f(mb(x.full.storeDiskBytes), 0)} MB (${f(mb(x.full.storeApparentBytes), 0)}) | ${f(mb(x.mesh.storeDiskBytes), 0)} MB (${f(mb(x.mesh.storeApparentBytes), 0)}) |`)
+    L.push('')
+    lookupTable(`LOOKUP of random ids out of ${x.accounts.toLocaleString('en')} (cold)`, x.lookups)
+  }
+  return L.join('\n')
+}
