@@ -5,17 +5,20 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { connect } from '@nats-io/transport-node'
-import { credsAuthenticator } from '@nats-io/nats-core'
+import { createInbox, credsAuthenticator } from '@nats-io/nats-core'
 import { subjects } from '../shared/index.ts'
 import { bootstrap, readSystemAccount } from './bootstrap.ts'
 import { renderServerConf } from './server-conf.ts'
+import { StatusBoard } from './status-board.ts'
 
 // `npm start`: one nats-server and the three services, from ./.data (created on the first run).
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const dataDir = join(ROOT, '.data')
 const port = Number(process.env.NATS_PORT ?? 4222)
 const url = `nats://127.0.0.1:${port}`
-const say = (line: string) => process.stdout.write(`[dev] ${line}\n`)
+// Once the services are up, the status board keeps one live line per service under these messages.
+let board: StatusBoard | undefined
+const say = (line: string) => (board === undefined ? void process.stdout.write(`[dev] ${line}\n`) : board.above(`[dev] ${line}`))
 
 const { paths, created } = await bootstrap(dataDir)
 say(`${created ? 'created' : 'reusing'} ${dataDir}`)
@@ -39,7 +42,9 @@ await writeFile(
 const children: { name: string; proc: ChildProcess }[] = []
 function start(name: string, cmd: string, args: readonly string[], env: Record<string, string> = {}): ChildProcess {
   const log = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' })
-  const proc = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  // Each child in its own process group, so Ctrl-C reaches only us and stopAll() stops them in order: a
+  // nats-server interrupted together with the services would leave them nothing to drain to.
+  const proc = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
   proc.stdout?.pipe(log)
   proc.stderr?.pipe(log)
   proc.on('exit', (code, signal) => {
@@ -56,6 +61,7 @@ let stopping = false
 async function stopAll(code: number): Promise<void> {
   if (stopping) return
   stopping = true
+  board?.stop()
   // Services first, nats-server last, so services drain their replies while the server is still there.
   for (const { name, proc } of [...children].reverse()) {
     if (proc.exitCode === null && proc.signalCode === null) {
@@ -67,6 +73,10 @@ async function stopAll(code: number): Promise<void> {
   process.exit(code)
 }
 process.on('SIGINT', () => void stopAll(0))
+// Should we die some other way, take the children along rather than leave them running detached.
+process.on('exit', () => {
+  for (const { proc } of children) if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
+})
 process.on('SIGTERM', () => void stopAll(0))
 
 const serviceEnv = {
@@ -86,7 +96,8 @@ start('resolver', ...tsx('resolver'), {
 start('signer', ...tsx('signer'), { ...serviceEnv, NATS_CREDS: paths.serviceCreds.signer, SIGNER_SEED_FILE: paths.signingSeed })
 start('notifier', ...tsx('notifier'), { ...serviceEnv, NATS_CREDS: paths.serviceCreds.notifier })
 
-// Wait for the resolver to answer, then make sure the demo account is in the store.
+// Wait for the resolver to answer, then make sure the demo account is in the store. The nats-server answers
+// the push too (and first, "jwt update cache skipped"): only the resolver's reply tells whether it was stored.
 const nc = await connect({
   servers: url,
   authenticator: credsAuthenticator(new TextEncoder().encode(await readFile(paths.sysCreds, 'utf8'))),
@@ -94,19 +105,31 @@ const nc = await connect({
   waitOnFirstConnect: true,
 })
 const demoJwt = (await readFile(paths.demoJwt, 'utf8')).trim()
-for (let i = 0; ; i++) {
-  try {
-    const reply = await nc.request(subjects.claimsUpdate, demoJwt, { timeout: 2000 })
-    say(`demo account: ${reply.string()}`)
-    break
-  } catch (err) {
-    if (i === 30) throw err
-    await new Promise((r) => setTimeout(r, 500))
+async function pushDemo(): Promise<string | undefined> {
+  const inbox = createInbox()
+  const sub = nc.subscribe(inbox)
+  const timer = setTimeout(() => sub.unsubscribe(), 2000)
+  nc.publish(subjects.claimsUpdate, demoJwt, { reply: inbox })
+  for await (const m of sub) {
+    if (m.json<{ server?: { name?: string } }>().server?.name !== 'resolver') continue
+    clearTimeout(timer)
+    sub.unsubscribe()
+    return m.string()
   }
+  return undefined
 }
-await nc.close()
-
+for (let i = 0; ; i++) {
+  const reply = await pushDemo()
+  if (reply !== undefined) {
+    say(`demo account: ${reply}`)
+    break
+  }
+  if (i === 30) throw new Error('the resolver did not answer the demo account push')
+  await new Promise((r) => setTimeout(r, 500))
+}
 say(`nats-server on ${url}; logs in ${logDir}`)
 say(`connect as the demo user:  nats --server ${url} --creds ${paths.demoCreds} sub '>'`)
 say(`system user (admin, nsc push, nats micro ls):  --creds ${paths.sysCreds}`)
 say('Ctrl-C stops everything')
+board = new StatusBoard(nc, process.stdout)
+board.start()

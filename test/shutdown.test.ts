@@ -7,6 +7,7 @@ import { makeFixture } from './helpers/fixtures.ts'
 import { startNatsServer } from './helpers/nats-server.ts'
 import { startResolver, startService, type ServiceProcess } from './helpers/services.ts'
 import { push } from './helpers/sys-requests.ts'
+import { waitFor } from './helpers/wait-for.ts'
 
 const LOOKUPS = 2000
 const PUSHES = 40
@@ -118,4 +119,31 @@ t.test('SIGTERM under load: the signer and the notifier answer what they were se
     t.equal(await svc.exited, 0, `${svc.name} exited 0`)
     shutdownLogs(t, svc)
   }
+})
+
+t.test('SIGTERM with the nats-server gone: a service stops at once instead of waiting to drain', async (t) => {
+  const fx = await makeFixture(t)
+  const ns = await startNatsServer(t, fx)
+  const [signer, resolver] = await Promise.all([startService(t, 'signer', fx, [ns]), startResolver(t, fx, [ns])])
+
+  await t.test('the server went away before the signal', async (t) => {
+    const ns2 = await startNatsServer(t, fx)
+    const notifier = await startService(t, 'notifier', fx, [ns2])
+    await ns2.stop()
+    await waitFor(() => notifier.logs.some((l) => l.msg === 'nats disconnect'), { what: 'the notifier to notice' })
+    const started = Date.now()
+    t.equal(await notifier.stop(), 1, 'exit code 1: it could not drain')
+    t.ok(Date.now() - started < 3000, `stopped in ${Date.now() - started} ms`)
+    t.ok(notifier.logs.some((l) => l.msg === 'closing nats without draining: replies still in flight are lost'))
+  })
+
+  await t.test('the server and the services are signalled together (Ctrl-C on a process group)', async (t) => {
+    const started = Date.now()
+    const codes = await Promise.all([ns.stop(), signer.stop(), resolver.stop()])
+    t.ok(Date.now() - started < 4000, `all stopped in ${Date.now() - started} ms`)
+    for (const [svc, code] of [[signer, codes[1]], [resolver, codes[2]]] as const) {
+      t.ok(code === 0 || code === 1, `${svc.name} exited by itself (${code}), not killed`)
+      t.ok(svc.logs.some((l) => l.msg === 'stopped'), `${svc.name} logged stopped`)
+    }
+  })
 })
