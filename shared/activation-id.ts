@@ -1,23 +1,5 @@
 import { createHash } from 'node:crypto'
-
-const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
-
-/** RFC 4648 base32 with `=` padding: Go's base32.StdEncoding, which the hash id uses. */
-function base32Padded(bytes: Uint8Array): string {
-  let out = ''
-  let bits = 0
-  let value = 0
-  for (const b of bytes) {
-    value = (value << 8) | b
-    bits += 8
-    while (bits >= 5) {
-      out += ALPHABET[(value >>> (bits - 5)) & 31]
-      bits -= 5
-    }
-  }
-  if (bits > 0) out += ALPHABET[(value << (5 - bits)) & 31]
-  return out + '='.repeat((8 - (out.length % 8)) % 8)
-}
+import { base32 } from './base32.ts'
 
 /**
  * The subject part of the hash id: the tokens before the first `*` or `>` token, `_` when that is the
@@ -32,7 +14,7 @@ export function cleanActivationSubject(subject: string): string {
 
 /** The id an activation token is stored and fetched by: 56 characters ending in `====`. */
 export function activationHashId(iss: string, sub: string, subject: string): string {
-  return base32Padded(createHash('sha256').update(`${iss}.${sub}.${cleanActivationSubject(subject)}`).digest())
+  return base32(createHash('sha256').update(`${iss}.${sub}.${cleanActivationSubject(subject)}`).digest(), { pad: true })
 }
 
 export const isActivationHashId = (s: unknown): s is string => typeof s === 'string' && /^[A-Z2-7]{52}====$/.test(s)

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { KeyPair } from '@nats-io/nkeys'
+import { base32 } from './base32.ts'
 import { errors } from './errors.ts'
 import { isPublicKey, KeyRole, signWithNkey, verifyNkeySignature, verifyNkeySignatureOffThread } from './nkey.ts'
 
@@ -173,24 +174,7 @@ export function goJti(claims: Claims<unknown>): string {
   }
   // Go's encoding/json escapes these three for HTML safety; the hash must see the same bytes.
   const json = JSON.stringify(ordered).replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`)
-  return base32NoPad(createHash('sha512-256').update(json).digest())
-}
-
-function base32NoPad(bytes: Uint8Array): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
-  let out = ''
-  let bits = 0
-  let acc = 0
-  for (const b of bytes) {
-    acc = (acc << 8) | b
-    bits += 8
-    while (bits >= 5) {
-      bits -= 5
-      out += alphabet[(acc >> bits) & 31]
-    }
-  }
-  if (bits > 0) out += alphabet[(acc << (5 - bits)) & 31]
-  return out
+  return base32(createHash('sha512-256').update(json).digest(), { pad: false })
 }
 
 /** Signs claims as a v2 NATS JWT with `kp`, setting `iss` and the Go-compatible `jti`. */
