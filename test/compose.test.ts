@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -179,6 +179,18 @@ t.test('Dockerfile: multi-stage, production dependencies only, non-root', async 
   for (const p of ['node_modules', '.data', '.git']) t.ok(ignored.includes(p), `.dockerignore keeps ${p} out of the context`)
   const deps = JSON.parse(read('package.json')) as { dependencies: Record<string, string> }
   t.ok('tsx' in deps.dependencies, 'tsx, which runs the services, is a production dependency')
+  // What the image runs imports only packages `npm ci --omit=dev` installs (the lock marks dev-only ones).
+  const lock = JSON.parse(read('package-lock.json')) as { packages: Record<string, { dev?: boolean }> }
+  const sources = ['shared', 'services/resolver', 'services/signer', 'services/notifier', 'ops'].flatMap((dir) =>
+    readdirSync(join(ROOT, dir))
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => read(join(dir, f))),
+  )
+  const imported = new Set(sources.flatMap((src) => [...src.matchAll(/from '((?:@[^/']+\/)?[^/.'][^/']*)[^']*'/g)].map((m) => m[1]!)))
+  for (const pkg of [...imported].filter((p) => !p.startsWith('node:'))) {
+    const entry = lock.packages[`node_modules/${pkg}`]
+    t.ok(entry && entry.dev !== true, `${pkg} is installed without dev dependencies`)
+  }
 })
 
 /** Runs ops/bootstrap-main.ts as the compose `bootstrap` service does, with `env`. */
