@@ -19,17 +19,19 @@ function outcomeOf(r: ServerReply): Pick<ServerOutcome, 'outcome' | 'message'> {
 
 /**
  * Sends a change to every server and gathers what each did. The JWT goes out bare, with no headers, which
- * server handlers would read as part of the token (protocol.md §9.6); the legacy subject is published too
- * (without a reply) for servers on resolvers that only listen there.
+ * server handlers would read as part of the token (protocol.md §9.6), once, on the legacy subject
+ * `$SYS.ACCOUNT.<id>.CLAIMS.UPDATE`: every resolver type (full, cache, URL/MEM) handles it and replies when
+ * given a reply subject (protocol.md §2, §9.12), and our resolver does not listen there. Publishing on the
+ * per-account subject as well made every server decode and verify each change twice and the resolver
+ * answer its own change.
  */
 export async function broadcast(nc: NatsConnection, directory: ServerDirectory, change: Change): Promise<ServerOutcome[]> {
   const known = await directory.current()
   const inbox = createInbox()
   const sub = nc.subscribe(inbox)
   const timer = setTimeout(() => sub.unsubscribe(), REPLY_WAIT_MS)
-  const subject = change.kind === 'deleted' ? subjects.claimsDelete : subjects.accountUpdate(change.id)
+  const subject = change.kind === 'deleted' ? subjects.claimsDelete : subjects.legacyAccountUpdate(change.id)
   nc.publish(subject, change.jwt, { reply: inbox })
-  if (change.kind !== 'deleted') nc.publish(subjects.legacyAccountUpdate(change.id), change.jwt)
 
   const outcomes = new Map<string, ServerOutcome>()
   for await (const m of sub) {
@@ -40,7 +42,7 @@ export async function broadcast(nc: NatsConnection, directory: ServerDirectory, 
       continue // not a claim-update reply
     }
     const id = r.server?.id
-    if (!isServerId(id)) continue // our own resolver answers on the same subject: it is not a server
+    if (!isServerId(id)) continue // our resolver answers DELETE broadcasts too: it is not a server
     const name = String(r.server?.name ?? '')
     directory.learn({ id, name })
     outcomes.set(id, { id, name, ...outcomeOf(r) })
