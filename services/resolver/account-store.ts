@@ -157,8 +157,18 @@ export class AccountStore {
     return hit
   }
 
-  /** The current version of `id`, or undefined when unknown. */
-  async get(id: string): Promise<StoredAccount | undefined> {
+  /**
+   * The current version of `id`, or undefined when unknown. A read from disk holds the account's lock, like
+   * writes do: otherwise a read that took its snapshot before a save or delete, and finished after the
+   * writer updated the cache, would put the replaced (or deleted) version back in the cache.
+   */
+  get(id: string): Promise<StoredAccount | undefined> {
+    const hit = this.cached(id)
+    return hit !== undefined ? Promise.resolve(hit) : this.exclusive(id, () => this.load(id))
+  }
+
+  /** get() for callers that already hold the account's lock. */
+  private async load(id: string): Promise<StoredAccount | undefined> {
     const hit = this.cached(id)
     if (hit !== undefined) return hit
     const jwt = await this.current.get(id)
@@ -176,7 +186,7 @@ export class AccountStore {
   save(id: string, jwt: string, origin: SaveOrigin): Promise<SaveResult> {
     return this.exclusive(id, async () => {
       const next = summarize(id, jwt)
-      const stored = await this.get(id)
+      const stored = await this.load(id)
       if (decideSave(id, stored && { token: stored.jwt, iat: stored.iat }, { token: jwt, iat: next.iat }) === 'current') {
         return { outcome: 'current' }
       }
@@ -217,7 +227,7 @@ export class AccountStore {
       if ((await this.replays.get(req.hash)) !== undefined) throw errors.requestReplayed()
       const found: StoredAccount[] = []
       for (const id of ids) {
-        const stored = await this.get(id)
+        const stored = await this.load(id)
         if (stored !== undefined) found.push(stored)
       }
       // From here to the batch nothing awaits, so the seq and hash it records are exactly this write's.
@@ -259,7 +269,7 @@ export class AccountStore {
   applyReplica(id: string, jwt: string): Promise<boolean> {
     return this.exclusive(id, async () => {
       const next = summarize(id, jwt)
-      const stored = await this.get(id)
+      const stored = await this.load(id)
       if (stored !== undefined && (next.iat < stored.iat || (next.iat === stored.iat && jwt <= stored.jwt))) return false
       const tomb = stored === undefined ? await this.tombstoneOf(id) : undefined
       if (tomb !== undefined && next.iat < tomb.iat) return false
@@ -291,7 +301,7 @@ export class AccountStore {
     return this.exclusive(id, async () => {
       const iat = peekClaims(token).iat ?? 0
       const hash = createHash('sha256').update(token).digest('hex')
-      const stored = await this.get(id)
+      const stored = await this.load(id)
       const known = await this.tombstoneOf(id)
       if (stored !== undefined ? stored.iat > iat : known !== undefined && known.iat >= iat) return false
       const seq = ++this.seq
@@ -332,7 +342,7 @@ export class AccountStore {
    */
   restore(id: string): Promise<OutboxEntry | undefined> {
     return this.exclusive(id, async () => {
-      const stored = await this.get(id)
+      const stored = await this.load(id)
       if (stored === undefined) return undefined
       const change: OutboxEntry = { seq: ++this.seq, id, kind: 'restore', jwt: stored.jwt, at: new Date().toISOString() }
       await this.synced.commit([
