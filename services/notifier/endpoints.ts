@@ -9,6 +9,7 @@ import {
   type DeliveryReport,
   type MeshService,
   type NatsConnection,
+  verifyJwtAhead,
 } from '../../shared/index.ts'
 import { broadcast } from './broadcast.ts'
 import type { ServerDirectory } from './server-directory.ts'
@@ -35,6 +36,8 @@ export function addNotifierEndpoints(service: MeshService, nc: NatsConnection, d
       if (change === undefined) throw errors.requestInvalid('missing or invalid Mesh-Account, Mesh-Seq or Mesh-Change header')
       if (!isAccountKey(change.id)) throw errors.requestInvalid(`${change.id} is not an account key`)
       if (change.jwt.length === 0) throw errors.requestInvalid('empty body: nothing to deliver')
+      // Signature checked on the thread pool: deliveries in flight keep being answered meanwhile.
+      await verifyJwtAhead(change.jwt)
       checkBody(change)
       const servers = await broadcast(nc, directory, change)
       log.info(
