@@ -58,9 +58,9 @@ t.test('list, delete, pack, activations and history against real servers', async
   const servers = await startCluster(t, fx, 2)
   const sys = await connectWith(t, servers, fx.sysUser.creds)
   await waitFor(async () => (await gather(sys, subjects.serverPing, '', 2, 500)).length === 2, { ms: 10_000, what: 'cluster of 2' })
-  await startResolver(t, fx, servers)
+  const resolver = await startResolver(t, fx, servers)
   await startService(t, 'signer', fx, servers)
-  await startService(t, 'notifier', fx, servers)
+  let notifier = await startService(t, 'notifier', fx, servers)
   const signing = fx.op.signingKp
 
   const events: { subject: string; kind: string; seq: number }[] = []
@@ -239,6 +239,29 @@ t.test('list, delete, pack, activations and history against real servers', async
       const r = await sys.request(subject, body, { timeout: 2000 })
       t.equal(r.headers?.get('Nats-Service-Error-Code'), '400', what)
     }
+  })
+
+  await t.test('a delete delivered late is not sent again once an account it names was re-created', async (t) => {
+    const d = await storedAccount('D')
+    const e = await storedAccount('E')
+    t.equal(await notifier.stop(), 0)
+    t.same((await sendDelete(deleteRequest([d.id, e.id]))).data, { code: 200, message: 'deleted 2 accounts' })
+    const recreated = accountJwt(signing, e.id, {}, { iat: now() + 5, name: 'E' })
+    t.equal((await push(sys, subjects.claimsUpdate, recreated, 2)).ours.data?.code, 200)
+    const user = await newUser({ ...e, jwt: recreated }, 'ue')
+    const nc = await connectWith(t, servers[0]!, user.creds)
+    await nc.flush()
+
+    notifier = await startService(suite, 'notifier', fx, servers)
+    const skipped = await waitFor(
+      () => resolver.logs.find((l) => l.msg === 'delete request not sent again: it names re-created accounts' && l.account === d.id),
+      { ms: 10_000, what: "the resolver's delivery of D's deletion" },
+    )
+    t.same(skipped.recreated, [e.id])
+    await nc.flush()
+    t.notOk(nc.isClosed(), "the re-created account's user stays connected")
+    t.equal(await lookup(e.id), recreated)
+    t.equal(await lookup(d.id), '', 'D stays deleted')
   })
 
   await t.test('activation tokens round-trip by hash id; bad ones are refused with reasons', async (t) => {

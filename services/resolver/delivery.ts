@@ -1,4 +1,4 @@
-import { publishChange, requestDelivery, type Logger, type NatsConnection } from '../../shared/index.ts'
+import { peekClaims, publishChange, requestDelivery, type Logger, type NatsConnection } from '../../shared/index.ts'
 import type { AccountStore, OutboxEntry } from './account-store.ts'
 
 const RETRY_MS = 1000
@@ -77,8 +77,29 @@ export class Delivery {
     }
   }
 
+  /**
+   * A delete request names every account it deletes, and servers act on all of them each time it is sent.
+   * If one was re-created since (a newer JWT stored while this delivery waited), sending the request again
+   * would cut that account's users off; the servers acted on the request when it was first sent, so it is
+   * not sent again. Returns the re-created accounts.
+   */
+  private async recreatedSince(change: OutboxEntry): Promise<string[]> {
+    const named = (peekClaims<{ accounts?: unknown }>(change.jwt).nats?.accounts ?? []) as unknown[]
+    const out: string[] = []
+    for (const id of named) {
+      if (id !== change.id && typeof id === 'string' && (await this.store.get(id)) !== undefined) out.push(id)
+    }
+    return out
+  }
+
   private async send(change: OutboxEntry, seqs: number[]): Promise<void> {
     try {
+      const recreated = change.kind === 'deleted' ? await this.recreatedSince(change) : []
+      if (recreated.length > 0) {
+        for (const seq of seqs) await this.store.delivered(seq)
+        this.log.warn({ account: change.id, seq: change.seq, recreated }, 'delete request not sent again: it names re-created accounts')
+        return
+      }
       const report = await requestDelivery(this.nc, change)
       for (const seq of seqs) await this.store.delivered(seq)
       this.log.info(
