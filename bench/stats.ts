@@ -29,7 +29,11 @@ export function summarize(values: ArrayLike<number>): Latency {
   }
 }
 
-export const median = (values: number[]): number => percentile(Float64Array.from(values).sort(), 50)
+export function median(values: number[]): number {
+  const s = Float64Array.from(values).sort()
+  const mid = s.length >> 1
+  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
+}
 
 /** A ratio rounded for display, or NaN when it cannot be computed. */
 export const ratio = (project: number, baseline: number): number => (baseline > 0 && Number.isFinite(project) ? project / baseline : NaN)

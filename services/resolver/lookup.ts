@@ -14,8 +14,9 @@ const served = (acc: StoredAccount | undefined) => (acc === undefined || isExpir
  * once instead of after its fetch timeout. Never headers, never JSON: servers store what we send as the JWT
  * (protocol.md §3.1). An expired JWT is not served, since a server would only refuse it after storing it.
  *
- * The hot path: an account in the store's memory is answered synchronously (only stored accounts get
- * there, so its id needs no nkey check); the key is checked before going to disk.
+ * Answered synchronously, so the replies to a burst of requests leave in one socket write: an account in
+ * the store's memory needs no nkey check (only stored accounts get there); any other id is checked before
+ * the store reads it from LevelDB (see AccountStore.readNow).
  */
 export function addLookupEndpoint(service: MeshService, store: AccountStore): void {
   service.endpoint({
@@ -28,7 +29,7 @@ export function addLookupEndpoint(service: MeshService, store: AccountStore): vo
       const hit = store.cached(id)
       if (hit !== undefined) return served(hit)
       if (!isAccountKey(id)) return NOT_FOUND
-      return store.get(id).then(served)
+      return served(store.readNow(id))
     },
   })
 }
