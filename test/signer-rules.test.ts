@@ -230,7 +230,7 @@ t.test('delete requests', async (t) => {
 t.test('managed accounts', async (t) => {
   const policy: ManagedPolicy = {
     maxConn: 10, maxSubs: 100, maxData: -1, maxPayload: 65_536, maxImports: 2, maxExports: 2, maxLeaf: 0,
-    allowWildcards: false, allowJetStream: false,
+    allowWildcards: false, allowJetStream: false, maxJwtBytes: 4096,
   }
   const selfSigned = (nats: Record<string, unknown>, opts: { exp?: number } = {}) =>
     encodeAccount('managed', importer, nats as Partial<Account>, opts).then((jwt) => validateAccountJwt(jwt, trust, { now }))
@@ -279,6 +279,7 @@ t.test('managed accounts', async (t) => {
     { name: 'JetStream in a tier', nats: { limits: { tiered_limits: { R1: { mem_storage: 1024 } } } }, code: 'POLICY_VIOLATION' },
     { name: 'non-numeric limit', nats: { limits: { conn: '5' } }, code: 'POLICY_VIOLATION' },
     { name: 'wildcard export', nats: { exports: [{ name: 'e', subject: 'a.>', type: 'stream' }] }, code: 'POLICY_VIOLATION' },
+    { name: 'a signed jwt over the size cap', nats: { limits: { conn: 1 }, description: 'x'.repeat(5000) }, code: 'POLICY_VIOLATION' },
     { name: 'more imports than its own limit', nats: { limits: { imports: 1 }, imports: [svcImport(), svcImport(undefined, { subject: 's.2' })] }, code: 'JWT_CONTENT_INVALID' },
   ]
   for (const c of violations) {
@@ -298,6 +299,7 @@ t.test('managed policy from the environment', async (t) => {
   t.same(defaults, {
     allowWildcards: true, allowJetStream: false,
     maxConn: 100, maxSubs: 1000, maxData: -1, maxPayload: 1_048_576, maxImports: 25, maxExports: 25, maxLeaf: 0,
+    maxJwtBytes: 65_536,
   })
   const r = envReader({ SIGNER_MAX_CONN: '-1', SIGNER_MAX_LEAF: '3', SIGNER_ALLOW_WILDCARDS: 'false', SIGNER_ALLOW_JETSTREAM: 'true' })
   t.match(readManagedPolicy(r), { maxConn: -1, maxLeaf: 3, allowWildcards: false, allowJetStream: true })

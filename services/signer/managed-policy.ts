@@ -17,6 +17,8 @@ export interface ManagedPolicy {
   maxLeaf: number
   allowWildcards: boolean
   allowJetStream: boolean
+  /** The largest JWT the operator will sign for a managed account, in bytes; -1 means no cap. */
+  maxJwtBytes: number
 }
 
 /** Each capped account limit, the policy field that caps it, and the variable that sets the cap. */
@@ -40,6 +42,7 @@ const JETSTREAM_LIMITS = [
  * SIGNER_MAX_CONN (100), SIGNER_MAX_SUBS (1000), SIGNER_MAX_DATA (-1), SIGNER_MAX_PAYLOAD (1048576),
  * SIGNER_MAX_IMPORTS (25), SIGNER_MAX_EXPORTS (25), SIGNER_MAX_LEAF (0): whole numbers, -1 = no cap.
  * SIGNER_ALLOW_WILDCARDS (true), SIGNER_ALLOW_JETSTREAM (false): true or false.
+ * SIGNER_MAX_JWT_BYTES (65536): a self-service account should not fill the store with megabyte JWTs.
  */
 export function readManagedPolicy(r: EnvReader): ManagedPolicy {
   const flag = (name: string, fallback: boolean) =>
@@ -49,6 +52,7 @@ export function readManagedPolicy(r: EnvReader): ManagedPolicy {
     allowJetStream: flag('SIGNER_ALLOW_JETSTREAM', false),
   } as ManagedPolicy
   for (const c of CAPS) policy[c.cap] = r.integer(c.env, c.fallback, -1, Number.MAX_SAFE_INTEGER)
+  policy.maxJwtBytes = r.integer('SIGNER_MAX_JWT_BYTES', 65_536, -1, Number.MAX_SAFE_INTEGER)
   return policy
 }
 
@@ -80,7 +84,12 @@ export function signManagedAccount(
   if (claims.name !== undefined) signed.name = claims.name
   if (claims.exp !== undefined) signed.exp = claims.exp
   if (claims.nbf !== undefined) signed.nbf = claims.nbf
-  return signJwt(signed, signingKp)
+  const token = signJwt(signed, signingKp)
+  const size = Buffer.byteLength(token)
+  if (policy.maxJwtBytes >= 0 && size > policy.maxJwtBytes) {
+    throw errors.policyViolation(`the signed jwt would be ${size} bytes, over the cap of ${policy.maxJwtBytes}`)
+  }
+  return token
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
