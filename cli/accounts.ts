@@ -32,13 +32,25 @@ export function summarize(account: string, jwt: string): AccountSummary {
   return { account, name: c?.name, iat: c?.iat ?? 0, exp: c?.exp ?? 0 }
 }
 
+/** What the resolver holds for an account (`mesh.resolver.get.<id>`). */
+export interface HeldAccount {
+  account: string
+  state: 'stored' | 'deleted' | 'unknown'
+  jwt?: string
+  deleted?: { at: string; iat: number }
+}
+
 /**
- * The JWT served for `id` by LOOKUP, undefined when unknown (empty reply). Only our resolver answers on a
- * deployment of cache servers; a full-resolver server would answer too, and the first reply wins.
+ * What our resolver holds for `id`, asked of the resolver itself: LOOKUP would do, but a full-mode server in
+ * the system account answers it too, and the first reply wins.
  */
-export async function lookupJwt(nc: NatsConnection, id: string, timeoutMs: number): Promise<string | undefined> {
-  const m = await request(nc, subjects.lookup(id), '', timeoutMs)
-  return m.data.length === 0 ? undefined : m.string()
+export async function heldAccount(nc: NatsConnection, id: string, timeoutMs: number): Promise<HeldAccount> {
+  return (await request(nc, subjects.resolverGet(id), '', timeoutMs)).json<HeldAccount>()
+}
+
+/** The JWT our resolver stores for `id`, undefined when it holds none (unknown or deleted). */
+export async function storedJwt(nc: NatsConnection, id: string, timeoutMs: number): Promise<string | undefined> {
+  return (await heldAccount(nc, id, timeoutMs)).jwt
 }
 
 /** The ids our resolver lists (stored, unexpired), from its own LIST reply among the servers'. */

@@ -1,6 +1,6 @@
 import type { Msg, NatsConnection } from '@nats-io/nats-core'
 import { subjects, type HealthReport } from '../shared/index.ts'
-import { claimsOf, lookupJwt } from './accounts.ts'
+import { claimsOf, storedJwt } from './accounts.ts'
 import { CliError } from './cli-error.ts'
 import { collect, mapLimit, request } from './requests.ts'
 
@@ -147,10 +147,10 @@ async function heldVersions(nc: NatsConnection, id: string, stored: string | und
 
 const ACCOUNTS_IN_FLIGHT = 8
 
-/** For each account, the stored version (LOOKUP) beside what each server holds (ACCOUNTZ). */
+/** For each account, the stored version beside what each server holds (ACCOUNTZ). */
 export async function accountStatuses(nc: NatsConnection, ids: string[], servers: ServerStatus[], timeoutMs: number): Promise<AccountStatus[]> {
   return mapLimit(ids, ACCOUNTS_IN_FLIGHT, async (id) => {
-    const stored = await lookupJwt(nc, id, timeoutMs)
+    const stored = await storedJwt(nc, id, timeoutMs)
     const c = stored === undefined ? undefined : claimsOf(stored)
     return { account: id, name: c?.name, iat: c?.iat, servers: await heldVersions(nc, id, stored, servers, timeoutMs) }
   })

@@ -23,6 +23,7 @@ export const subjects = {
   resolverHealth: 'mesh.resolver.health',
   /** One per resolver instance: another instance pulls its store from here to reconcile. */
   resolverSync: (instanceId = '*') => `mesh.resolver.sync.${instanceId}`,
+  resolverGet: (id = '*') => `mesh.resolver.get.${id}`,
   resolverHistory: (id = '*') => `mesh.resolver.history.${id}`,
   resolverActivationPut: 'mesh.resolver.activation.put',
   resolverActivationGet: 'mesh.resolver.activation.get',

@@ -179,6 +179,9 @@ t.test('list, delete, pack, activations and history against real servers', async
     t.notOk((await list()).includes(b.id), 'no longer listed')
     await t.rejects(connectWith(t, servers[0]!, user.creds), 'refused afterwards')
 
+    const held = (await sys.request(subjects.resolverGet(b.id), '', { timeout: 2000 })).json<{ state: string; deleted?: { iat: number } }>()
+    t.equal(held.state, 'deleted', 'get shows the tombstone')
+    t.ok(typeof held.deleted?.iat === 'number')
     const replay = await sendDelete(token)
     t.equal(replay.error?.reason, 'REQUEST_REPLAYED', 'the same request again is a replay')
     t.ok(events.some((e) => e.subject === subjects.resolverChanges(b.id) && e.kind === 'deleted'), 'a deleted event was published')
@@ -231,7 +234,12 @@ t.test('list, delete, pack, activations and history against real servers', async
     const page = (await sys.request(subjects.resolverHistory(id), JSON.stringify({ after: first[0]!.seq }), { timeout: 2000 })).json<{ versions: { jwt: string }[] }>()
     t.same(page.versions.map((v) => v.jwt), versions.slice(1), 'pages on after a seq')
 
+    const got = (await sys.request(subjects.resolverGet(id), '', { timeout: 2000 })).json<{ state: string; jwt: string }>()
+    t.same([got.state, got.jwt], ['stored', versions[2]], 'get serves the stored version')
+    const unknown = createAccount().getPublicKey()
+    t.same((await sys.request(subjects.resolverGet(unknown), '', { timeout: 2000 })).json(), { account: unknown, state: 'unknown' })
     for (const [what, subject, body] of [
+      ['get of an id that is no account key', 'mesh.resolver.get.NOTAKEY', ''],
       ['an id that is no account key', 'mesh.resolver.history.NOTAKEY', ''],
       ['a body that is no JSON', subjects.resolverHistory(id), '{'],
       ['a negative seq', subjects.resolverHistory(id), '{"after":-1}'],

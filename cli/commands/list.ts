@@ -1,4 +1,4 @@
-import { listIds, lookupJwt, summarize, type AccountSummary } from '../accounts.ts'
+import { listIds, storedJwt, summarize, type AccountSummary } from '../accounts.ts'
 import { emit, type Command } from '../context.ts'
 import { mapLimit } from '../requests.ts'
 import { formatSeconds, renderTable } from '../table.ts'
@@ -15,7 +15,7 @@ export const listCommand: Command = {
     const nc = await ctx.nats()
     const ids = await listIds(nc, ctx.global.timeoutMs)
     const accounts = await mapLimit(ids, LOOKUPS_IN_FLIGHT, async (id): Promise<AccountSummary> => {
-      const jwt = await lookupJwt(nc, id, ctx.global.timeoutMs)
+      const jwt = await storedJwt(nc, id, ctx.global.timeoutMs)
       // Listed a moment ago: gone now means deleted or expired in between.
       return jwt === undefined ? { account: id, name: undefined, iat: 0, exp: 0 } : summarize(id, jwt)
     })

@@ -5,6 +5,7 @@ import { ClaimReplies } from './claim-reply.ts'
 import { loadResolverConfig } from './config.ts'
 import { addDeleteEndpoint } from './delete.ts'
 import { Delivery } from './delivery.ts'
+import { addGetEndpoint } from './get.ts'
 import { addHistoryEndpoint } from './history.ts'
 import { addListEndpoint } from './list.ts'
 import { addResolverHealth } from './health.ts'
@@ -37,6 +38,7 @@ startup('resolver', async () => {
   addDeleteEndpoint(service, { nc, store, delivery, replies })
   addPackEndpoint(service, nc, store, replies)
   addHistoryEndpoint(service, store)
+  addGetEndpoint(service, store)
   addActivationEndpoints(service, nc, store)
   await delivery.resume()
   await runUntilStopped({ log, service, nc, settle: [() => delivery.settle()], closers: [() => store.close(), async () => delivery.close(), () => replication.stop()] })

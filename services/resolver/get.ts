@@ -1,0 +1,35 @@
+import { errors, isAccountKey, subjects, type MeshService } from '../../shared/index.ts'
+import type { AccountStore } from './account-store.ts'
+
+/** What the resolver holds for an account, as `mesh.resolver.get.<id>` answers. */
+export type AccountState =
+  | { account: string; state: 'stored'; jwt: string; iat: number; exp: number }
+  | { account: string; state: 'deleted'; deleted: { at: string; iat: number; request: string } }
+  | { account: string; state: 'unknown' }
+
+/**
+ * `mesh.resolver.get.<id>`: the stored JWT, expired ones included, or the tombstone of a deleted account.
+ * Unlike LOOKUP, which any full-mode server in the system account also answers, only a resolver answers here,
+ * so admin tools see what the mesh holds.
+ */
+export function addGetEndpoint(service: MeshService, store: AccountStore): void {
+  service.endpoint({
+    name: 'get',
+    subject: subjects.resolverGet(),
+    description: 'What the resolver holds for an account: its JWT, its tombstone, or nothing',
+    async handle(msg) {
+      const id = msg.subject.slice(subjects.resolverGet('').length)
+      if (!isAccountKey(id)) throw errors.requestInvalid(`${msg.subject.slice(0, 100)} does not name an account public key`)
+      const stored = await store.get(id)
+      if (stored !== undefined) {
+        return JSON.stringify({ account: id, state: 'stored', jwt: stored.jwt, iat: stored.iat, exp: stored.exp } satisfies AccountState)
+      }
+      const tomb = await store.tombstoneOf(id)
+      const reply: AccountState =
+        tomb === undefined
+          ? { account: id, state: 'unknown' }
+          : { account: id, state: 'deleted', deleted: { at: tomb.at, iat: tomb.iat, request: tomb.request } }
+      return JSON.stringify(reply)
+    },
+  })
+}
