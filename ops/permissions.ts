@@ -51,13 +51,14 @@ export const SERVICE_PERMISSIONS: Readonly<Record<MeshServiceName, ServicePermis
   signer: {
     sub: ['mesh.signer.>', MICRO, CLIENT_INBOXES],
     // it answers the resolver and natscli on _INBOX subjects; asks nothing but its own health (healthcheck)
-    pub: [CLIENT_INBOXES, subjects.signerHealth],
+    pub: [CLIENT_INBOXES, subjects.signerHealth, `${subjects.signerHealth}.*`],
   },
   notifier: {
     sub: ['mesh.notifier.>', MICRO, CLIENT_INBOXES],
     pub: [
       CLIENT_INBOXES,
       subjects.notifierHealth,
+      `${subjects.notifierHealth}.*`,
       subjects.accountUpdate(),
       subjects.legacyAccountUpdate(),
       subjects.claimsDelete,

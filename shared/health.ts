@@ -1,3 +1,4 @@
+import { hostname } from 'node:os'
 import type { NatsConnection } from '@nats-io/nats-core'
 import type { MeshService } from './service.ts'
 
@@ -20,9 +21,21 @@ export interface HealthReport {
   service: string
   id: string
   version: string
+  host: string
   nats: NatsHealth
   [detail: string]: unknown
 }
+
+/** This host's name as one subject token: in a container, the container's own name. */
+export function hostToken(host = hostname()): string {
+  return host.replace(/[^A-Za-z0-9_-]/g, '_') || 'unknown'
+}
+
+/**
+ * Where the instances on one host answer health: a container healthcheck must ask its own instance, not
+ * whichever replica the queue group picks.
+ */
+export const healthOnHost = (subject: string, host = hostToken()) => `${subject}.${host}`
 
 export function natsHealth(nc: NatsConnection): NatsHealth {
   return { status: nc.isClosed() ? 'closed' : nc.isDraining() ? 'draining' : 'connected', server: nc.getServer() }
@@ -37,16 +50,18 @@ export function addHealthEndpoint(
   nc: NatsConnection,
   spec: { subject: string; description: string; check: () => Promise<HealthCheck> },
 ): void {
+  const handle = async () => {
+    const { name, id, version } = service.svc.info()
+    const nats = natsHealth(nc)
+    const { ok, ...details } = await spec.check()
+    const report: HealthReport = { ok: ok && nats.status === 'connected', service: name, id, version, host: hostname(), nats, ...details }
+    return JSON.stringify(report)
+  }
+  service.endpoint({ name: 'health', subject: spec.subject, description: spec.description, handle })
   service.endpoint({
-    name: 'health',
-    subject: spec.subject,
-    description: spec.description,
-    async handle() {
-      const { name, id, version } = service.svc.info()
-      const nats = natsHealth(nc)
-      const { ok, ...details } = await spec.check()
-      const report: HealthReport = { ok: ok && nats.status === 'connected', service: name, id, version, nats, ...details }
-      return JSON.stringify(report)
-    },
+    name: 'health-on-host',
+    subject: healthOnHost(spec.subject),
+    description: `${spec.description}; answered only by the instances on this host, for container healthchecks`,
+    handle,
   })
 }

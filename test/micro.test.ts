@@ -1,5 +1,6 @@
 import t from 'tap'
-import { PACK_QUEUE, subjects, VERSION, type HealthReport } from '../shared/index.ts'
+import { hostname } from 'node:os'
+import { healthOnHost, PACK_QUEUE, subjects, VERSION, type HealthReport } from '../shared/index.ts'
 import { newAccount } from '../ops/identities.ts'
 import { connectWith } from './helpers/clients.ts'
 import { makeFixture } from './helpers/fixtures.ts'
@@ -64,6 +65,15 @@ t.test('$SRV PING, INFO and STATS of the three services, as natscli sees them', 
     }
     for (const s of [subjects.signerValidate, subjects.signerValidateDelete, subjects.signerHealth]) t.ok(subjectsOf('signer').has(s), `signer listens on ${s}`)
     for (const s of [subjects.notifierNotify, subjects.notifierHealth]) t.ok(subjectsOf('notifier').has(s), `notifier listens on ${s}`)
+  })
+
+  await t.test("health on this host is answered by this host's instance only", async (t) => {
+    for (const subject of [subjects.resolverHealth, subjects.signerHealth, subjects.notifierHealth]) {
+      const report = (await sys.request(healthOnHost(subject), '', { timeout: 2000 })).json<HealthReport>()
+      t.equal(report.host, hostname(), `${report.service} answers for ${hostname()}`)
+      t.equal(report.ok, true)
+      await t.rejects(sys.request(healthOnHost(subject, 'some-other-host'), '', { timeout: 500 }), `${report.service}: no instance answers for another host`)
+    }
   })
 
   await t.test('PING on every form of the subject', async (t) => {
