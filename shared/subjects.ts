@@ -1,3 +1,6 @@
+import { errors } from './errors.ts'
+import { isAccountKey } from './nkey.ts'
+
 /**
  * Every subject the mesh speaks, in one place. `$SYS` subjects are nats-server's (protocol.md §2); the
  * `mesh.*` ones are our internal API, reachable only inside the system account.
@@ -40,4 +43,14 @@ export function accountOfRequestSubject(subject: string): string | undefined {
   return t.length === 6 && t[0] === '$SYS' && t[1] === 'REQ' && t[2] === 'ACCOUNT' && t[4] === 'CLAIMS'
     ? t[3]
     : undefined
+}
+
+/**
+ * The account id that ends an internal per-account subject (`mesh.resolver.get.<id>` and the like), given
+ * the subject built with an empty id; throws REQUEST_INVALID when it is not an account key.
+ */
+export function accountAfter(prefix: string, subject: string): string {
+  const id = subject.startsWith(prefix) ? subject.slice(prefix.length) : ''
+  if (!isAccountKey(id)) throw errors.requestInvalid(`${subject.slice(0, 100)} does not name an account public key`)
+  return id
 }

@@ -1,4 +1,4 @@
-import { errors, isAccountKey, subjects, type MeshService } from '../../shared/index.ts'
+import { accountAfter, errors, subjects, type MeshService } from '../../shared/index.ts'
 import type { AccountStore } from './account-store.ts'
 
 /** What the resolver holds for an account, as `mesh.resolver.get.<id>` answers. */
@@ -18,8 +18,7 @@ export function addGetEndpoint(service: MeshService, store: AccountStore): void 
     subject: subjects.resolverGet(),
     description: 'What the resolver holds for an account: its JWT, its tombstone, or nothing',
     async handle(msg) {
-      const id = msg.subject.slice(subjects.resolverGet('').length)
-      if (!isAccountKey(id)) throw errors.requestInvalid(`${msg.subject.slice(0, 100)} does not name an account public key`)
+      const id = accountAfter(subjects.resolverGet(''), msg.subject)
       const stored = await store.get(id)
       if (stored !== undefined) {
         return JSON.stringify({ account: id, state: 'stored', jwt: stored.jwt, iat: stored.iat, exp: stored.exp } satisfies AccountState)

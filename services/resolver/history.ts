@@ -1,4 +1,4 @@
-import { errors, isAccountKey, subjects, type MeshService } from '../../shared/index.ts'
+import { accountAfter, errors, subjects, type MeshService } from '../../shared/index.ts'
 import type { AccountStore } from './account-store.ts'
 
 // Replies stay well under nats-server's default 1 MiB max_payload; a long history is read in pages.
@@ -29,8 +29,7 @@ export function addHistoryEndpoint(service: MeshService, store: AccountStore): v
     subject: subjects.resolverHistory(),
     description: 'Every accepted version of an account, oldest first (body {"after": seq} pages on)',
     async handle(msg) {
-      const id = msg.subject.slice(subjects.resolverHistory('').length)
-      if (!isAccountKey(id)) throw errors.requestInvalid(`${msg.subject.slice(0, 100)} does not name an account public key`)
+      const id = accountAfter(subjects.resolverHistory(''), msg.subject)
       const { after } = pageRequest(msg.string())
       const entries = await store.historyOf(id, { after, limit: MAX_PAGE + 1 })
       const page = []
