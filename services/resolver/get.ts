@@ -1,4 +1,4 @@
-import { accountAfter, errors, subjects, type MeshService } from '../../shared/index.ts'
+import { accountAfter, subjects, type MeshService } from '../../shared/index.ts'
 import type { AccountStore } from './account-store.ts'
 
 /** What the resolver holds for an account, as `mesh.resolver.get.<id>` answers. */
