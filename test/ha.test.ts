@@ -1,5 +1,8 @@
 import t, { type Test } from 'tap'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { createAccount } from '@nats-io/nkeys'
+import { encodeAccount } from '@nats-io/jwt'
 import { createInbox, type NatsConnection } from '@nats-io/nats-core'
 import { subjects } from '../shared/index.ts'
 import { newUser, type AccountIdentity } from '../ops/identities.ts'
@@ -185,4 +188,41 @@ t.test('an instance started empty converges; conflicting versions converge on th
   t.same(all[1], all[2], 'the empty instance holds what the others hold')
   void b
   void c
+})
+
+t.test('a change whose accepting instance dies before delivering it is delivered by a peer', async (t) => {
+  const fx = await makeFixture(t)
+  const [server] = await startCluster(t, fx, 1)
+  const servers = [server!]
+  const sys = await connectWith(t, servers, fx.sysUser.creds)
+  const seedFile = join(fx.dir, 'signing.nk')
+  await writeFile(seedFile, new TextDecoder().decode(fx.op.signingKp.getSeed()), { mode: 0o600 })
+  await startService(t, 'signer', fx, servers, { SIGNER_SEED_FILE: seedFile })
+  const env = { ...SYNC, RESOLVER_TAKEOVER_SECONDS: '1' }
+  const resolvers = [await startResolver(t, fx, servers, env), await startResolver(t, fx, servers, env)]
+  let notifier = await startService(t, 'notifier', fx, servers)
+
+  // Self-signed, so servers hearing the push store it but do not apply it: only a delivery of ours can.
+  const kp = createAccount()
+  const id = kp.getPublicKey()
+  t.equal((await push(sys, subjects.claimsUpdate, await encodeAccount('LATE', kp, { limits: { conn: 10 } }), 1)).ours.data?.code, 200)
+  const carol = await newUser({ name: 'LATE', kp, id, jwt: '' }, 'carol')
+  const nc = await connectWith(t, servers[0]!, carol.creds)
+  await nc.flush()
+
+  t.equal(await notifier.stop(), 0)
+  const revoking = await encodeAccount('LATE', kp, { limits: { conn: 10 }, revocations: { [carol.kp.getPublicKey()]: now() } })
+  t.equal((await push(sys, subjects.claimsUpdate, revoking, 1)).ours.data?.code, 200)
+  const accepted = (r: ServiceProcess) => r.logs.some((l) => l.msg === 'jwt stored' && l.kind === 'updated' && l.account === id)
+  const origin = await waitFor(() => resolvers.find(accepted), { what: 'the instance that accepted the revocation' })
+  const peer = resolvers.find((r) => r !== origin)!
+  await origin!.kill()
+
+  notifier = await startService(t, 'notifier', fx, servers)
+  await waitFor(() => nc.isClosed(), { ms: 15_000, what: 'the revoked user to be disconnected' })
+  await waitFor(() => peer.logs.some((l) => l.msg === "change delivered in a silent peer's place" && l.account === id), {
+    what: 'the peer to log its delivery',
+  })
+  t.pass('the peer delivered it')
+  void notifier
 })

@@ -22,6 +22,8 @@ export interface ResolverConfig {
   cacheSize: number
   /** How often to compare store hashes with the other resolver instances. */
   syncIntervalSeconds: number
+  /** How long a change a peer accepted may stay undelivered before this instance delivers it. */
+  takeoverSeconds: number
 }
 
 /** SYSTEM_ACCOUNT_JWT must be a validly signed account JWT, and the operator's system account if we know it. */
@@ -51,6 +53,7 @@ export function loadResolverConfig(env: Env): ResolverConfig {
     trust: readTrustAnchor(r, false),
     cacheSize: r.integer('RESOLVER_CACHE_SIZE', 100_000, 0, 100_000_000),
     syncIntervalSeconds: r.integer('RESOLVER_SYNC_SECONDS', 30, 1, 86_400),
+    takeoverSeconds: r.integer('RESOLVER_TAKEOVER_SECONDS', 15, 1, 86_400),
   }
   config.systemAccountJwt = readSystemAccountJwt(r, config.trust)
   r.assertValid()

@@ -1,5 +1,6 @@
-import { peekClaims, publishChange, requestDelivery, type Logger, type NatsConnection } from '../../shared/index.ts'
+import { peekClaims, publishChange, requestDelivery, subjects, type Logger, type NatsConnection } from '../../shared/index.ts'
 import type { AccountStore, OutboxEntry } from './account-store.ts'
+import { deliveredDigest } from './takeover.ts'
 
 const RETRY_MS = 1000
 const MAX_IN_FLIGHT = 64
@@ -102,6 +103,8 @@ export class Delivery {
       }
       const report = await requestDelivery(this.nc, change)
       for (const seq of seqs) await this.store.delivered(seq)
+      // Peers standing by to deliver it in our place (Takeover) can stop.
+      this.nc.publish(subjects.resolverDelivered(change.id), deliveredDigest(change.jwt))
       this.log.info(
         { account: change.id, seq: change.seq, kind: change.kind, servers: report.servers.map((s) => `${s.name}:${s.outcome}`) },
         'change delivered',

@@ -12,6 +12,7 @@ import { addResolverHealth } from './health.ts'
 import { addLookupEndpoint } from './lookup.ts'
 import { addPackEndpoint } from './pack.ts'
 import { Replication } from './replication.ts'
+import { Takeover } from './takeover.ts'
 import { storeSystemAccount } from './system-account.ts'
 import { addUpdateEndpoints } from './update.ts'
 
@@ -26,9 +27,19 @@ startup('resolver', async () => {
     description: 'Account JWT store: answers nats-server account lookups, updates, list, delete and pack',
   })
   const delivery = new Delivery(nc, store, log.child({ part: 'delivery' }), service.id)
-  const replication = new Replication(nc, store, service.id, log.child({ part: 'replication' }), config.syncIntervalSeconds * 1000, config.trust)
+  const takeover = new Takeover(nc, log.child({ part: 'takeover' }), config.takeoverSeconds * 1000)
+  const replication = new Replication(
+    nc,
+    store,
+    service.id,
+    log.child({ part: 'replication' }),
+    config.syncIntervalSeconds * 1000,
+    config.trust,
+    takeover,
+  )
   replication.addSyncEndpoint(service)
   // Catch up with the other instances before answering lookups, so a new one does not answer "unknown".
+  takeover.start()
   await replication.start()
   addLookupEndpoint(service, store)
   addResolverHealth(service, nc, store)
@@ -41,5 +52,5 @@ startup('resolver', async () => {
   addGetEndpoint(service, store)
   addActivationEndpoints(service, nc, store)
   await delivery.resume()
-  await runUntilStopped({ log, service, nc, settle: [() => delivery.settle()], closers: [() => store.close(), async () => delivery.close(), () => replication.stop()] })
+  await runUntilStopped({ log, service, nc, settle: [() => delivery.settle()], closers: [() => store.close(), async () => delivery.close(), () => replication.stop(), async () => takeover.stop()] })
 })

@@ -13,6 +13,7 @@ import {
 } from '../../shared/index.ts'
 import type { AccountStore } from './account-store.ts'
 import { STORE_HASH_BYTES } from './store-hash.ts'
+import type { Takeover } from './takeover.ts'
 
 /**
  * How long a replicated delete request stays in the replay memory. The accepting instance knows the signer's
@@ -45,6 +46,8 @@ export class Replication {
     private readonly log: Logger,
     private readonly intervalMs: number,
     private readonly trust: TrustAnchor | undefined,
+    /** Stands by to deliver what peers accepted, should they fall silent. */
+    private readonly takeover?: Takeover,
   ) {}
 
   /** Serves this instance's store to its peers on its own sync subject. */
@@ -85,7 +88,12 @@ export class Replication {
       callback: (err, msg) => {
         if (err !== null) return void this.log.warn({ err: { message: err.message } }, 'change subscription failed')
         if (msg.headers?.get(ChangeHeader.origin) === this.instanceId) return
-        void this.applyChange(msg, 'event')
+        // Watched before it is applied: the peer's "delivered" may come back before our write is done.
+        const change = changeFrom(msg)
+        if (change !== undefined) this.takeover?.watch(change)
+        void this.applyChange(msg, 'event').then((applied) => {
+          if (!applied && change !== undefined) this.takeover?.forget(change)
+        })
       },
     })
     const tick = () =>
