@@ -126,6 +126,8 @@ export class AccountStore {
     const db = new Level<string, string>(dir, { valueEncoding: 'utf8' })
     await db.open()
     const store = new AccountStore(db, opts.cacheSize ?? 100_000)
+    // Sublevels open on their own after the database; readNow() reads these synchronously.
+    await Promise.all([store.current.open(), store.tombstones.open()])
     store.seq = Number((await store.meta.get('seq')) ?? 0)
     const hash = await store.meta.get(HASH_KEY)
     store.hash = hash === undefined ? await store.computeHash() : new StoreHash(Buffer.from(hash, 'hex'))
