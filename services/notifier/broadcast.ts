@@ -1,6 +1,6 @@
-import { createInbox, type NatsConnection } from '@nats-io/nats-core'
+import { createInbox, type Msg, type NatsConnection } from '@nats-io/nats-core'
 import { subjects, type Change, type ServerOutcome } from '../../shared/index.ts'
-import { isServerId, type ServerDirectory } from './server-directory.ts'
+import { isServerId, type KnownServer, type ServerDirectory } from './server-directory.ts'
 
 const REPLY_WAIT_MS = 1000
 
@@ -17,41 +17,76 @@ function outcomeOf(r: ServerReply): Pick<ServerOutcome, 'outcome' | 'message'> {
   return { outcome: /skipped/.test(message) ? 'skipped' : 'applied', message }
 }
 
+/** One broadcast waiting for its replies. */
+interface Waiting {
+  known: KnownServer[]
+  outcomes: Map<string, ServerOutcome>
+  finish: () => void
+}
+
 /**
- * Sends a change to every server and gathers what each did. The JWT goes out bare, with no headers, which
+ * Sends changes to every server and gathers what each did. The JWT goes out bare, with no headers, which
  * server handlers would read as part of the token (protocol.md §9.6), once, on the legacy subject
  * `$SYS.ACCOUNT.<id>.CLAIMS.UPDATE`: every resolver type (full, cache, URL/MEM) handles it and replies when
  * given a reply subject (protocol.md §2, §9.12), and our resolver does not listen there. Publishing on the
  * per-account subject as well made every server decode and verify each change twice and the resolver
  * answer its own change.
+ *
+ * Replies come to one subscription for the notifier's life, `<inbox>.<n>` per broadcast, like nats.js's
+ * request mux: a subscription per broadcast costs a SUB and an UNSUB that every server in the cluster
+ * processes and passes on to its routes, for every change.
  */
-export async function broadcast(nc: NatsConnection, directory: ServerDirectory, change: Change): Promise<ServerOutcome[]> {
-  const known = await directory.current()
-  const inbox = createInbox()
-  const sub = nc.subscribe(inbox)
-  const timer = setTimeout(() => sub.unsubscribe(), REPLY_WAIT_MS)
-  const subject = change.kind === 'deleted' ? subjects.claimsDelete : subjects.legacyAccountUpdate(change.id)
-  nc.publish(subject, change.jwt, { reply: inbox })
+export class Broadcaster {
+  private readonly prefix = createInbox()
+  private readonly waiting = new Map<string, Waiting>()
+  private next = 0
 
-  const outcomes = new Map<string, ServerOutcome>()
-  for await (const m of sub) {
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly directory: ServerDirectory,
+  ) {
+    nc.subscribe(`${this.prefix}.*`, {
+      callback: (err, m) => {
+        if (err === null) this.collect(m)
+      },
+    })
+  }
+
+  async send(change: Change): Promise<ServerOutcome[]> {
+    const known = await this.directory.current()
+    const token = String(++this.next)
+    const outcomes = new Map<string, ServerOutcome>()
+    await new Promise<void>((resolve) => {
+      const finish = () => {
+        clearTimeout(timer)
+        this.waiting.delete(token)
+        resolve()
+      }
+      const timer = setTimeout(finish, REPLY_WAIT_MS)
+      this.waiting.set(token, { known, outcomes, finish })
+      const subject = change.kind === 'deleted' ? subjects.claimsDelete : subjects.legacyAccountUpdate(change.id)
+      this.nc.publish(subject, change.jwt, { reply: `${this.prefix}.${token}` })
+    })
+    for (const s of known) {
+      if (!outcomes.has(s.id)) outcomes.set(s.id, { id: s.id, name: s.name, outcome: 'no-reply', message: '' })
+    }
+    return [...outcomes.values()]
+  }
+
+  private collect(m: Msg): void {
+    const w = this.waiting.get(m.subject.slice(this.prefix.length + 1))
+    if (w === undefined) return // after its reply window
     let r: ServerReply
     try {
       r = m.json<ServerReply>()
     } catch {
-      continue // not a claim-update reply
+      return // not a claim-update reply
     }
     const id = r.server?.id
-    if (!isServerId(id)) continue // our resolver answers DELETE broadcasts too: it is not a server
+    if (!isServerId(id)) return // our resolver answers DELETE broadcasts too: it is not a server
     const name = String(r.server?.name ?? '')
-    directory.learn({ id, name })
-    outcomes.set(id, { id, name, ...outcomeOf(r) })
-    if (known.every((s) => outcomes.has(s.id))) break
+    this.directory.learn({ id, name })
+    w.outcomes.set(id, { id, name, ...outcomeOf(r) })
+    if (w.known.every((s) => w.outcomes.has(s.id))) w.finish()
   }
-  clearTimeout(timer)
-  sub.unsubscribe()
-  for (const s of known) {
-    if (!outcomes.has(s.id)) outcomes.set(s.id, { id: s.id, name: s.name, outcome: 'no-reply', message: '' })
-  }
-  return [...outcomes.values()]
 }

@@ -11,7 +11,7 @@ import {
   type NatsConnection,
   verifyJwtAhead,
 } from '../../shared/index.ts'
-import { broadcast } from './broadcast.ts'
+import { Broadcaster } from './broadcast.ts'
 import type { ServerDirectory } from './server-directory.ts'
 
 /**
@@ -27,6 +27,7 @@ function checkBody(change: Change): void {
 }
 
 export function addNotifierEndpoints(service: MeshService, nc: NatsConnection, directory: ServerDirectory): void {
+  const broadcaster = new Broadcaster(nc, directory)
   service.endpoint({
     name: 'notify',
     subject: subjects.notifierNotify,
@@ -39,7 +40,7 @@ export function addNotifierEndpoints(service: MeshService, nc: NatsConnection, d
       // Signature checked on the thread pool: deliveries in flight keep being answered meanwhile.
       await verifyJwtAhead(change.jwt)
       checkBody(change)
-      const servers = await broadcast(nc, directory, change)
+      const servers = await broadcaster.send(change)
       log.info(
         { account: change.id, seq: change.seq, kind: change.kind, servers: servers.map((s) => `${s.name}:${s.outcome}`) },
         'change broadcast',
