@@ -105,6 +105,8 @@ export class AccountStore {
   private readonly synced = new WriteBatcher<BatchOperation<Level<string, string>, string, string>>((ops) =>
     this.db.batch(ops, { sync: true }),
   )
+  /** Forgetting delivered changes needs no fsync (one is delivered again at worst): merged the same way. */
+  private readonly unsynced = new WriteBatcher<BatchOperation<Level<string, string>, string, string>>((ops) => this.db.batch(ops))
   /** Orders every change: history keys and outbox keys both carry it. */
   private seq = 0
   private closing: Promise<void> | undefined
@@ -371,7 +373,7 @@ export class AccountStore {
 
   /** Forgets a delivered change. */
   async delivered(seq: number): Promise<void> {
-    await this.outbox.del(seqKey(seq))
+    await this.unsynced.commit([{ type: 'del', sublevel: this.outbox, key: seqKey(seq) }])
   }
 
   /** Every stored account id, in key order. */
