@@ -20,7 +20,7 @@ const USAGE = `npm run bench [-- options]
   --million          only the 1M-account cases (cold LOOKUP, ready time, RSS, store size); also BENCH_MILLION=1
   --accounts N       accounts for --million (default 1000000)
   --only a,b         run only these of: ${SCENARIOS.join(', ')}
-  --rounds N         alternated rounds per comparison (default 3 for LOOKUP, 2 for import)
+  --rounds N         alternated rounds per comparison (default 5 for LOOKUP, 3 for import, 2 for --million)
   --quick            shorter windows, for trying the harness
 Results: bench/results/<default|million|partial>.{json,md}; the Markdown table is printed too.`
 
@@ -49,11 +49,11 @@ const options = {
   million: values.million,
   accounts: values.million ? Number(values.accounts ?? 1_000_000) : 10_000,
   only: only ?? null,
-  lookupRounds: rounds ?? 3,
-  importRounds: rounds ?? 2,
+  lookupRounds: rounds ?? 5,
+  importRounds: rounds ?? 3,
   concurrencies: [1, 16, 64],
-  firstConnectSamples: values.quick ? 30 : 100,
-  enforceTrials: values.quick ? 15 : 50,
+  firstConnectSamples: values.quick ? 30 : 200,
+  enforceTrials: values.quick ? 15 : 100,
   importInFlight: 32,
   ...window,
 }

@@ -14,6 +14,9 @@ export interface SideResult {
   readyMs: number
   rssReadyMb: number
   rssAfterMb: number
+  /** Of rssAfterMb: private memory, and mapped files (LevelDB's tables, the binary and libraries). */
+  anonAfterMb: number
+  fileAfterMb: number
   storeDiskBytes: number
   storeApparentBytes: number
 }
@@ -95,12 +98,14 @@ export async function runMillion(
   const lookups = await runLookups(systems, ids, { concurrencies: [1, 16, 64], rounds: opts.rounds, warmupMs: opts.warmupMs, durationMs: opts.durationMs, warm: false, log: opts.log })
   const fullDu = await diskUsage(jwtDir)
   const meshDu = await diskUsage(dataDir)
+  const fullMem = await memoryOf(full.pid)
+  const meshMem = await memoryOf(resolver.pid)
   return {
     accounts: opts.accounts,
     cacheSize: DEFAULT_CACHE,
     seedSeconds: seedMs / 1000,
-    full: { readyMs: fullReady, rssReadyMb: fullRssReady, rssAfterMb: (await memoryOf(full.pid)).rssMb, storeDiskBytes: fullDu.diskBytes, storeApparentBytes: fullDu.apparentBytes },
-    mesh: { readyMs: meshReady, rssReadyMb: meshRssReady, rssAfterMb: (await memoryOf(resolver.pid)).rssMb, storeDiskBytes: meshDu.diskBytes, storeApparentBytes: meshDu.apparentBytes },
+    full: { readyMs: fullReady, rssReadyMb: fullRssReady, rssAfterMb: fullMem.rssMb, anonAfterMb: fullMem.anonMb, fileAfterMb: fullMem.fileMb, storeDiskBytes: fullDu.diskBytes, storeApparentBytes: fullDu.apparentBytes },
+    mesh: { readyMs: meshReady, rssReadyMb: meshRssReady, rssAfterMb: meshMem.rssMb, anonAfterMb: meshMem.anonMb, fileAfterMb: meshMem.fileMb, storeDiskBytes: meshDu.diskBytes, storeApparentBytes: meshDu.apparentBytes },
     lookups,
   }
 }

@@ -6,11 +6,15 @@ const exec = promisify(execFile)
 
 const CLK_TCK = 100
 
-/** Resident set size of a process, in MB (VmRSS), and its peak (VmHWM). */
-export async function memoryOf(pid: number): Promise<{ rssMb: number; peakMb: number }> {
+/**
+ * Resident set size of a process in MB (VmRSS), its peak (VmHWM), and how it splits: private memory
+ * (RssAnon) and mapped files (RssFile: for LevelDB, its table files mapped read-only, which is page cache
+ * the kernel can take back).
+ */
+export async function memoryOf(pid: number): Promise<{ rssMb: number; peakMb: number; anonMb: number; fileMb: number }> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8')
   const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN)
-  return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 }
+  return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024, anonMb: kb('RssAnon') / 1024, fileMb: kb('RssFile') / 1024 }
 }
 
 /** CPU time a process has used so far (user + system), in milliseconds. */
