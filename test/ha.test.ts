@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createAccount } from '@nats-io/nkeys'
 import { encodeAccount } from '@nats-io/jwt'
-import { createInbox, type NatsConnection } from '@nats-io/nats-core'
+import { createInbox, headers, type NatsConnection } from '@nats-io/nats-core'
 import { subjects } from '../shared/index.ts'
 import { newUser, type AccountIdentity } from '../ops/identities.ts'
 import { connectWith } from './helpers/clients.ts'
@@ -11,7 +11,7 @@ import { makeFixture, type Fixture } from './helpers/fixtures.ts'
 import { accountJwt } from './helpers/jwts.ts'
 import { startCluster, type NatsServerHandle } from './helpers/nats-server.ts'
 import { startResolver, startService, type ServiceProcess } from './helpers/services.ts'
-import { gather, push } from './helpers/sys-requests.ts'
+import { appliedJwts, gather, push } from './helpers/sys-requests.ts'
 import { waitFor } from './helpers/wait-for.ts'
 
 const now = () => Math.floor(Date.now() / 1000)
@@ -209,6 +209,10 @@ t.test('a change whose accepting instance dies before delivering it is delivered
   const carol = await newUser({ name: 'LATE', kp, id, jwt: '' }, 'carol')
   const nc = await connectWith(t, servers[0]!, carol.creds)
   await nc.flush()
+  // Nothing of this account left to deliver, so only a takeover can deliver what comes next.
+  await waitFor(() => resolvers.some((r) => r.logs.some((l) => l.msg === 'change delivered' && l.account === id)), {
+    what: 'the first version to be delivered',
+  })
 
   t.equal(await notifier.stop(), 0)
   const revoking = await encodeAccount('LATE', kp, { limits: { conn: 10 }, revocations: { [carol.kp.getPublicKey()]: now() } })
@@ -225,4 +229,35 @@ t.test('a change whose accepting instance dies before delivering it is delivered
   })
   t.pass('the peer delivered it')
   void notifier
+})
+
+t.test("an instance delivers the newest version it holds, not the older one it accepted", async (t) => {
+  const fx = await makeFixture(t)
+  const [server] = await startCluster(t, fx, 1)
+  const servers = [server!]
+  const sys = await connectWith(t, servers, fx.sysUser.creds)
+  await startService(t, 'signer', fx, servers)
+  const resolver = await startResolver(t, fx, servers, { RESOLVER_TAKEOVER_SECONDS: '3600' })
+  const kp = createAccount()
+  const id = kp.getPublicKey()
+  const v = (n: number) => accountJwt(fx.op.signingKp, id, {}, { iat: now() - 100 + n, name: `v${n}` })
+  const [v1, v2] = [v(1), v(2)]
+
+  // v1 accepted here while no notifier runs, so it waits in the outbox...
+  t.equal((await push(sys, subjects.claimsUpdate, v1, 1)).ours.data?.code, 200)
+  const user = await newUser({ name: 'X', kp, id, jwt: v1 }, 'u')
+  await (await connectWith(t, servers[0]!, user.creds)).close()
+  t.equal((await appliedJwts(sys, id, 1)).get('n1'), v1, 'the server loaded v1')
+  // ...then a peer's v2 arrives as a change event (servers never hear it: only a delivery can tell them).
+  const h = headers()
+  h.set('Mesh-Account', id)
+  h.set('Mesh-Seq', '1')
+  h.set('Mesh-Change', 'updated')
+  h.set('Mesh-Origin', 'a-peer')
+  sys.publish(subjects.resolverChanges(id), v2, { headers: h })
+  await waitFor(async () => (await sys.request(subjects.lookup(id), '', { timeout: 1000 })).string() === v2, { what: 'v2 applied' })
+
+  await startService(t, 'notifier', fx, servers)
+  await waitFor(() => resolver.logs.some((l) => l.msg === 'change delivered' && l.account === id), { what: 'the delivery' })
+  t.equal((await appliedJwts(sys, id, 1)).get('n1'), v2, 'the server holds v2, not the v1 this instance accepted')
 })

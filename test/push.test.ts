@@ -80,13 +80,34 @@ t.test('push pipeline on a 3-node cluster of cache-mode servers', async (t) => {
     t.same([...delivered.servers].sort(), ['n1:applied', 'n2:applied', 'n3:applied'])
   })
 
+  await t.test('the notifier broadcasts the bare JWT on the per-account subject and the legacy one', async (t) => {
+    const seen: { subject: string; body: string; reply: string | undefined; headers: boolean }[] = []
+    for (const subject of [subjects.accountUpdate(id), subjects.legacyAccountUpdate(id)]) {
+      sys.subscribe(subject, {
+        callback: (_, m) => {
+          seen.push({ subject, body: m.string(), reply: m.reply, headers: m.headers !== undefined })
+        },
+      })
+    }
+    await sys.flush()
+    stored = version()
+    t.equal((await push(sys, subjects.claimsUpdate, stored, 3)).ours.data?.code, 200)
+    await waitFor(() => seen.length >= 2, { what: 'the broadcast on both subjects' })
+    const perAccount = seen.find((m) => m.subject === subjects.accountUpdate(id))
+    const legacy = seen.find((m) => m.subject === subjects.legacyAccountUpdate(id))
+    t.match(perAccount, { body: stored, headers: false }, 'per-account subject: the bare JWT')
+    t.ok(perAccount?.reply, 'with a reply subject, to gather what each server did')
+    t.match(legacy, { body: stored, headers: false }, 'legacy subject: the bare JWT')
+    await allServersHold(stored)
+  })
+
   await t.test('pushing the same token again is "already current" and nothing is re-broadcast', async (t) => {
     const lastSeq = Math.max(...resolver.logs.filter((l) => l.msg === 'jwt stored').map((l) => l.seq as number))
     await waitFor(() => resolver.logs.some((l) => l.msg === 'change delivered' && l.seq === lastSeq), { what: 'earlier changes delivered' })
     const before = resolver.logs.filter((l) => l.msg === 'change delivered').length
     const { ours } = await push(sys, subjects.claimsUpdate, stored, 3)
     t.same(ours.data, { account: id, code: 200, message: 'jwt already current' })
-    t.equal(resolver.logs.filter((l) => l.msg === 'jwt stored' && l.account === id).length, 3)
+    t.equal(resolver.logs.filter((l) => l.msg === 'jwt stored' && l.account === id).length, 4)
     t.equal(resolver.logs.filter((l) => l.msg === 'change delivered').length, before)
   })
 

@@ -26,11 +26,10 @@ interface Waiting {
 
 /**
  * Sends changes to every server and gathers what each did. The JWT goes out bare, with no headers, which
- * server handlers would read as part of the token (protocol.md §9.6), once, on the legacy subject
- * `$SYS.ACCOUNT.<id>.CLAIMS.UPDATE`: every resolver type (full, cache, URL/MEM) handles it and replies when
- * given a reply subject (protocol.md §2, §9.12), and our resolver does not listen there. Publishing on the
- * per-account subject as well made every server decode and verify each change twice and the resolver
- * answer its own change.
+ * server handlers would read as part of the token (protocol.md §9.6), on `$SYS.REQ.ACCOUNT.<id>.CLAIMS.UPDATE`
+ * with a reply subject, and once more, without one, on the legacy `$SYS.ACCOUNT.<id>.CLAIMS.UPDATE` for
+ * servers on resolvers that listen only there. Our resolver hears the first too and answers "already current"
+ * without asking the signer; its reply is not a server's and is not counted.
  *
  * Replies come to one subscription for the notifier's life, `<inbox>.<n>` per broadcast, like nats.js's
  * request mux: a subscription per broadcast costs a SUB and an UNSUB that every server in the cluster
@@ -64,8 +63,9 @@ export class Broadcaster {
       }
       const timer = setTimeout(finish, REPLY_WAIT_MS)
       this.waiting.set(token, { known, outcomes, finish })
-      const subject = change.kind === 'deleted' ? subjects.claimsDelete : subjects.legacyAccountUpdate(change.id)
+      const subject = change.kind === 'deleted' ? subjects.claimsDelete : subjects.accountUpdate(change.id)
       this.nc.publish(subject, change.jwt, { reply: `${this.prefix}.${token}` })
+      if (change.kind !== 'deleted') this.nc.publish(subjects.legacyAccountUpdate(change.id), change.jwt)
     })
     for (const s of known) {
       if (!outcomes.has(s.id)) outcomes.set(s.id, { id: s.id, name: s.name, outcome: 'no-reply', message: '' })
@@ -83,7 +83,7 @@ export class Broadcaster {
       return // not a claim-update reply
     }
     const id = r.server?.id
-    if (!isServerId(id)) return // our resolver answers DELETE broadcasts too: it is not a server
+    if (!isServerId(id)) return // our resolver answers on these subjects too: it is not a server
     const name = String(r.server?.name ?? '')
     this.directory.learn({ id, name })
     w.outcomes.set(id, { id, name, ...outcomeOf(r) })

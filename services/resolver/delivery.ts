@@ -93,37 +93,63 @@ export class Delivery {
     return out
   }
 
-  private async send(change: OutboxEntry, seqs: number[]): Promise<void> {
+  /**
+   * What to send for `change` now: servers apply whatever arrives last, so never a version older than the
+   * one this store holds (another instance may have replaced it since), and nothing for a version since
+   * deleted or a deletion since undone, whose own changes tell the servers.
+   */
+  private async current(change: OutboxEntry): Promise<OutboxEntry | undefined> {
+    const stored = await this.store.get(change.id)
+    if (change.kind === 'deleted') return stored === undefined ? change : undefined
+    if (stored === undefined) return undefined
+    return stored.jwt === change.jwt ? change : { ...change, jwt: stored.jwt }
+  }
+
+  private async send(queued: OutboxEntry, seqs: number[]): Promise<void> {
     try {
-      const recreated = change.kind === 'deleted' ? await this.recreatedSince(change) : []
-      if (recreated.length > 0) {
+      const now = await this.current(queued)
+      if (now === undefined) {
         for (const seq of seqs) await this.store.delivered(seq)
-        this.log.warn({ account: change.id, seq: change.seq, recreated }, 'delete request not sent again: it names re-created accounts')
+        this.log.info({ account: queued.id, seq: queued.seq, kind: queued.kind }, 'change superseded before delivery, not sent')
         return
       }
-      const report = await requestDelivery(this.nc, change)
-      for (const seq of seqs) await this.store.delivered(seq)
-      // Peers standing by to deliver it in our place (Takeover) can stop.
-      this.nc.publish(subjects.resolverDelivered(change.id), deliveredDigest(change.jwt))
-      this.log.info(
-        { account: change.id, seq: change.seq, kind: change.kind, servers: report.servers.map((s) => `${s.name}:${s.outcome}`) },
-        'change delivered',
-      )
+      return await this.deliver(now, seqs)
     } catch (err) {
-      if (this.closed) return
-      this.log.warn({ account: change.id, seq: change.seq, err: { message: (err as Error).message } }, 'delivery failed, will retry')
-      // Put it back; if something newer arrived meanwhile, that one carries these seqs to deletion too.
-      const p = this.pending.get(change.id)
-      if (p === undefined) this.pending.set(change.id, { change, seqs })
-      else p.seqs.push(...seqs)
-      // No notifier (or a sick one): stop sending until the timer, rather than spin on instant failures.
-      this.retryTimer ??= setTimeout(() => {
-        this.retryTimer = undefined
-        this.kick()
-      }, RETRY_MS)
+      this.retryLater(queued, seqs, err)
     } finally {
-      this.inflight.delete(change.id)
+      this.inflight.delete(queued.id)
       if (!this.closed) this.kick()
     }
+  }
+
+  private async deliver(change: OutboxEntry, seqs: number[]): Promise<void> {
+    const recreated = change.kind === 'deleted' ? await this.recreatedSince(change) : []
+    if (recreated.length > 0) {
+      for (const seq of seqs) await this.store.delivered(seq)
+      this.log.warn({ account: change.id, seq: change.seq, recreated }, 'delete request not sent again: it names re-created accounts')
+      return
+    }
+    const report = await requestDelivery(this.nc, change)
+    for (const seq of seqs) await this.store.delivered(seq)
+    // Peers standing by to deliver it in our place (Takeover) can stop.
+    this.nc.publish(subjects.resolverDelivered(change.id), deliveredDigest(change.jwt))
+    this.log.info(
+      { account: change.id, seq: change.seq, kind: change.kind, servers: report.servers.map((s) => `${s.name}:${s.outcome}`) },
+      'change delivered',
+    )
+  }
+
+  private retryLater(change: OutboxEntry, seqs: number[], err: unknown): void {
+    if (this.closed) return
+    this.log.warn({ account: change.id, seq: change.seq, err: { message: (err as Error).message } }, 'delivery failed, will retry')
+    // Put it back; if something newer arrived meanwhile, that one carries these seqs to deletion too.
+    const p = this.pending.get(change.id)
+    if (p === undefined) this.pending.set(change.id, { change, seqs })
+    else p.seqs.push(...seqs)
+    // No notifier (or a sick one): stop sending until the timer, rather than spin on instant failures.
+    this.retryTimer ??= setTimeout(() => {
+      this.retryTimer = undefined
+      this.kick()
+    }, RETRY_MS)
   }
 }
