@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { encode, type KeyPair } from '@nats-io/nkeys'
 import type { Authenticator } from '@nats-io/nats-core'
+import { base32 } from '../shared/base32.ts'
 import { newOperator, newUser, UNLIMITED, type OperatorIdentity, type UserIdentity } from '../ops/identities.ts'
 import type { Scope } from './scope.ts'
 
@@ -54,22 +55,6 @@ function base32Decode(s: string): Buffer {
   return Buffer.from(out)
 }
 
-function base32Encode(bytes: Uint8Array): string {
-  let out = ''
-  let bits = 0
-  let acc = 0
-  for (const b of bytes) {
-    acc = ((acc << 8) | b) & 0xffff
-    bits += 8
-    while (bits >= 5) {
-      bits -= 5
-      out += BASE32[(acc >> bits) & 31]
-    }
-  }
-  if (bits > 0) out += BASE32[(acc << (5 - bits)) & 31]
-  return out
-}
-
 /** CRC-16/XMODEM, the nkey checksum. */
 function crc16(bytes: Uint8Array): number {
   let crc = 0
@@ -88,7 +73,7 @@ function encodePublicKey(prefix: number, key32: Uint8Array): string {
   raw[0] = prefix
   Buffer.from(key32).copy(raw, 1)
   raw.writeUInt16LE(crc16(raw.subarray(0, 33)), 33)
-  return base32Encode(raw)
+  return base32(raw, { pad: false })
 }
 
 /**
