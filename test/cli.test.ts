@@ -14,7 +14,7 @@ import { makeFixture, tempDir } from './helpers/fixtures.ts'
 import { accountJwt } from './helpers/jwts.ts'
 import { freePort, startCluster } from './helpers/nats-server.ts'
 import { startResolver, startService } from './helpers/services.ts'
-import { appliedJwts, gather } from './helpers/sys-requests.ts'
+import { appliedJwts, clusterFormed } from './helpers/sys-requests.ts'
 import { waitFor } from './helpers/wait-for.ts'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
@@ -82,7 +82,7 @@ t.test('every command against a live mesh', async (t) => {
   const fx = await makeFixture(t)
   const servers = await startCluster(t, fx, 2)
   const sys = await connectWith(t, servers, fx.sysUser.creds)
-  await waitFor(async () => (await gather(sys, subjects.serverPing, '', 2, 500)).length === 2, { ms: 10_000, what: 'cluster of 2' })
+  await clusterFormed(sys, 2)
   const resolver = await startResolver(t, fx, servers)
   await startService(t, 'signer', fx, servers)
   await startService(t, 'notifier', fx, servers)

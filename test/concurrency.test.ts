@@ -7,7 +7,7 @@ import { makeFixture } from './helpers/fixtures.ts'
 import { accountJwt } from './helpers/jwts.ts'
 import { startCluster } from './helpers/nats-server.ts'
 import { startResolver, startService } from './helpers/services.ts'
-import { appliedJwts, gather, push } from './helpers/sys-requests.ts'
+import { appliedJwts, clusterFormed, push } from './helpers/sys-requests.ts'
 import { waitFor } from './helpers/wait-for.ts'
 
 const LONG = process.env.MESH_LONG_TESTS === '1'
@@ -26,7 +26,7 @@ t.test(`${VERSIONS} versions of one account pushed at once, in random order, on 
   const fx = await makeFixture(t)
   const servers = await startCluster(t, fx, 3)
   const sys = await connectWith(t, servers, fx.sysUser.creds)
-  await waitFor(async () => (await gather(sys, subjects.serverPing, '', 3, 500)).length === 3, { ms: 10_000, what: 'cluster of 3' })
+  await clusterFormed(sys, 3)
   await startResolver(t, fx, servers)
   await startService(t, 'signer', fx, servers)
   await startService(t, 'notifier', fx, servers)

@@ -11,7 +11,7 @@ import { makeFixture, type Fixture } from './helpers/fixtures.ts'
 import { accountJwt } from './helpers/jwts.ts'
 import { startCluster, type NatsServerHandle } from './helpers/nats-server.ts'
 import { startResolver, startService, type ServiceProcess } from './helpers/services.ts'
-import { appliedJwts, gather, push } from './helpers/sys-requests.ts'
+import { appliedJwts, clusterFormed, gather, push } from './helpers/sys-requests.ts'
 import { waitFor } from './helpers/wait-for.ts'
 
 const now = () => Math.floor(Date.now() / 1000)
@@ -68,7 +68,7 @@ t.test('two instances of each service on a 3-node cluster: failures lose no acce
   const fx = await makeFixture(t)
   const servers = await startCluster(t, fx, 3)
   const sys = await connectWith(t, servers, fx.sysUser.creds, { reconnect: true })
-  await waitFor(async () => (await gather(sys, subjects.serverPing, '', 3, 500)).length === 3, { ms: 10_000, what: 'cluster of 3' })
+  await clusterFormed(sys, 3)
   const first = await mesh(t, fx, servers, 0)
   const second = await mesh(t, fx, servers, 1)
   t.equal((await resolverIds(sys)).length, 2, 'two resolver instances')

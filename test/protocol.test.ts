@@ -10,7 +10,7 @@ import { makeFixture } from './helpers/fixtures.ts'
 import { accountJwt, signClaims } from './helpers/jwts.ts'
 import { startCluster, startNatsServer, freePort, type NatsServerHandle } from './helpers/nats-server.ts'
 import { startResolver, startService } from './helpers/services.ts'
-import { gather, push, type ClaimReply } from './helpers/sys-requests.ts'
+import { type ClaimReply, clusterFormed, gather, push } from './helpers/sys-requests.ts'
 import { waitFor } from './helpers/wait-for.ts'
 
 const now = () => Math.floor(Date.now() / 1000)
@@ -57,7 +57,7 @@ t.test('list, delete, pack, activations and history against real servers', async
   const fx = await makeFixture(t)
   const servers = await startCluster(t, fx, 2)
   const sys = await connectWith(t, servers, fx.sysUser.creds)
-  await waitFor(async () => (await gather(sys, subjects.serverPing, '', 2, 500)).length === 2, { ms: 10_000, what: 'cluster of 2' })
+  await clusterFormed(sys, 2)
   const resolver = await startResolver(t, fx, servers)
   await startService(t, 'signer', fx, servers)
   let notifier = await startService(t, 'notifier', fx, servers)

@@ -10,7 +10,7 @@ import { makeFixture } from './helpers/fixtures.ts'
 import { accountJwt, signClaims } from './helpers/jwts.ts'
 import { startCluster, type NatsServerHandle } from './helpers/nats-server.ts'
 import { startResolver, startService } from './helpers/services.ts'
-import { appliedJwts, gather, push } from './helpers/sys-requests.ts'
+import { appliedJwts, clusterFormed, gather, push } from './helpers/sys-requests.ts'
 import { waitFor } from './helpers/wait-for.ts'
 
 const now = () => Math.floor(Date.now() / 1000)
@@ -21,7 +21,7 @@ t.test('push pipeline on a 3-node cluster of cache-mode servers', async (t) => {
   const fx = await makeFixture(t)
   const servers = await startCluster(t, fx, 3, { maxPayload: 4 * 1024 * 1024 })
   const sys = await connectWith(t, servers, fx.sysUser.creds)
-  await waitFor(async () => (await gather(sys, subjects.serverPing, '', 3, 500)).length === 3, { ms: 10_000, what: 'cluster of 3' })
+  await clusterFormed(sys, 3)
   const resolver = await startResolver(t, fx, servers)
   let signer = await startService(t, 'signer', fx, servers)
   let notifier = await startService(t, 'notifier', fx, servers)

@@ -1,5 +1,6 @@
 import { createInbox, type Msg, type NatsConnection } from '@nats-io/nats-core'
 import { subjects } from '../../shared/index.ts'
+import { waitFor } from './wait-for.ts'
 
 /** Publishes with a reply inbox and gathers replies until `count` arrived or `ms` passed (like nsc and natscli). */
 export async function gather(nc: NatsConnection, subject: string, body: string | Uint8Array, count: number, ms = 2000): Promise<Msg[]> {
@@ -39,4 +40,12 @@ export async function appliedJwts(nc: NatsConnection, id: string, servers: numbe
     out.set(r.server.name, r.data?.account_detail?.jwt)
   }
   return out
+}
+
+/** Waits until `size` servers answer SERVER.PING: the routes of a freshly started cluster are up. */
+export async function clusterFormed(nc: NatsConnection, size: number): Promise<void> {
+  await waitFor(async () => (await gather(nc, subjects.serverPing, '', size, 500)).length === size, {
+    ms: 10_000,
+    what: `cluster of ${size}`,
+  })
 }
