@@ -1,4 +1,6 @@
 import { bootstrap, readSystemAccount } from '../../ops/bootstrap.ts'
+import { BootstrapError } from '../../ops/sys-user-signer.ts'
+import { CliError } from '../cli-error.ts'
 import { emit, type Command } from '../context.ts'
 import { renderTable } from '../table.ts'
 
@@ -14,7 +16,9 @@ export const bootstrapCommand: Command = {
   options: { dir: { type: 'string', value: 'dir', help: 'where to write them (default ./.data)' } },
   async run(ctx) {
     const dir = typeof ctx.options.dir === 'string' ? ctx.options.dir : './.data'
-    const { paths, created, notes } = await bootstrap(dir)
+    const { paths, created, notes } = await bootstrap(dir).catch((e: unknown) => {
+      throw e instanceof BootstrapError ? new CliError(`bootstrap: ${e.message}`) : e
+    })
     const sys = await readSystemAccount(paths)
     const files: [string, string][] = [
       ['operator jwt', paths.operatorJwt],

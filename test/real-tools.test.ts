@@ -1,0 +1,205 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t, { type Test } from 'tap'
+import { createAccount, createOperator, type KeyPair } from '@nats-io/nkeys'
+import { encodeAccount, encodeOperator } from '@nats-io/jwt'
+import type { NatsConnection } from '@nats-io/nats-core'
+import { AppError, peekClaims, subjects, trustAnchorFrom } from '../shared/index.ts'
+import { loadResolverConfig } from '../services/resolver/config.ts'
+import { newAccount, newOperator, newUser, type OperatorIdentity } from '../ops/identities.ts'
+import { SERVICE_PERMISSIONS } from '../ops/permissions.ts'
+import { BootstrapError, chooseUserSigner, sysAccountFrom, sysUserRefusal } from '../ops/sys-user-signer.ts'
+import { connectWith } from './helpers/clients.ts'
+import { credsFile, makeFixture, tempDir, type Fixture } from './helpers/fixtures.ts'
+import { accountJwt, signClaims } from './helpers/jwts.ts'
+import { collectLikeNatsCli, type MicroStats } from './helpers/micro.ts'
+import { freePort, startCluster, startNatsServer, type NatsServerHandle } from './helpers/nats-server.ts'
+import { stopProcess } from './helpers/processes.ts'
+import { serviceReady, spawnService, startResolver, startService, type ServiceName, type ServiceProcess } from './helpers/services.ts'
+import { type ClaimReply, clusterFormed, gather, push } from './helpers/sys-requests.ts'
+import { waitFor } from './helpers/wait-for.ts'
+
+// What the real nsc and natscli do against the mesh, reproduced as protocol.md describes it, on whichever
+// nats-server is first on PATH (run it with PATH=/var/cache/mesh-tools/nats-server/<version>:$PATH).
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url))
+const now = () => Math.floor(Date.now() / 1000)
+const seedText = (kp: KeyPair) => new TextDecoder().decode(kp.getSeed()) + '\n'
+
+/** nsc's delete request (protocol.md §6): generic claims, `sub` = `iss` = an operator key. */
+const deleteRequest = (kp: KeyPair, accounts: string[]) => signClaims({ sub: kp.getPublicKey(), nats: { accounts, version: 2 } }, kp)
+
+/** Our reply among every reply to a request nsc sends (it reads them all: we are one more "nats-server"). */
+async function ours(nc: NatsConnection, subject: string, body: string, servers: number): Promise<ClaimReply> {
+  const replies = (await gather(nc, subject, body, servers + 1, 3000)).map((m) => m.json<ClaimReply>())
+  const r = replies.find((x) => x.server?.name === 'resolver')
+  if (r === undefined) throw new Error(`no reply from the resolver: ${JSON.stringify(replies)}`)
+  return r
+}
+
+/** How long a connect of `creds` takes to be refused; throws if it is admitted. */
+async function refusedAfterMs(t: Test, server: NatsServerHandle, creds: string): Promise<number> {
+  const start = performance.now()
+  try {
+    const nc = await connectWith(t, server, creds)
+    await nc.close()
+  } catch {
+    return performance.now() - start
+  }
+  throw new Error('the connection was admitted')
+}
+
+/** Per endpoint of every resolver instance: requests and errors, as `nats micro stats resolver` shows them. */
+async function resolverStats(nc: NatsConnection): Promise<Map<string, { requests: number; errors: number }>> {
+  const out = new Map<string, { requests: number; errors: number }>()
+  for (const m of await collectLikeNatsCli(nc, '$SRV.STATS.resolver', { timeoutMs: 2000, silenceMs: 300 })) {
+    for (const e of m.json<MicroStats>().endpoints) {
+      const prev = out.get(e.name) ?? { requests: 0, errors: 0 }
+      out.set(e.name, { requests: prev.requests + e.num_requests, errors: prev.errors + e.num_errors })
+    }
+  }
+  return out
+}
+const errorsOf = (s: Map<string, { errors: number }>) => Object.fromEntries([...s].map(([k, v]) => [k, v.errors]))
+
+/**
+ * An operator that requires signing keys, as nsc leaves it after `nsc edit operator --require-signing-keys`:
+ * its JWT signed by its signing key, SYS signed by that key, and (unless `sysSigningKey` is false) a SYS
+ * signing key for users.
+ */
+async function strictOperator(sysSigningKey = true): Promise<{ op: OperatorIdentity; sysSk: KeyPair }> {
+  const op = await newOperator('STRICT', { strict: true, signedBy: 'signing-key' })
+  const sysSk = createAccount()
+  const signingKeys = sysSigningKey ? [sysSk.getPublicKey()] : []
+  op.systemAccount = await newAccount(op, 'SYS', { signing_keys: signingKeys } as Record<string, unknown>, op.systemAccount.kp)
+  return { op, sysSk }
+}
+
+/** A fixture (tests' trust files) for an operator built here, with a system user signed by `userSigner`. */
+async function fixtureOf(t: Test, op: OperatorIdentity, userSigner?: KeyPair): Promise<Fixture> {
+  const dir = await tempDir(t, 'mesh-fx')
+  const sysUser = await newUser(op.systemAccount, 'sys', undefined, userSigner)
+  const fx: Fixture = {
+    dir,
+    op,
+    sysUser,
+    operatorJwtPath: join(dir, 'operator.jwt'),
+    sysJwtPath: join(dir, 'sys.jwt'),
+    sysCredsPath: join(dir, 'sys.creds'),
+  }
+  await writeFile(fx.operatorJwtPath, op.jwt)
+  await writeFile(fx.sysJwtPath, op.systemAccount.jwt)
+  await writeFile(fx.sysCredsPath, sysUser.creds, { mode: 0o600 })
+  return fx
+}
+
+/** Runs `npm run bootstrap <dir>` as a child process; resolves with its exit code and output. */
+async function runBootstrap(dir: string, env: Record<string, string> = {}): Promise<{ code: number | null; out: string }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'ops/bootstrap-main.ts', dir], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()))
+  proc.stderr.on('data', (d: Buffer) => (out += d.toString()))
+  const [code] = (await once(proc, 'exit')) as [number | null]
+  return { code, out }
+}
+
+t.test('unit: what the trust anchor, the resolver config and the bootstrap accept', async (t) => {
+  const { op, sysSk } = await strictOperator()
+  await t.test('operator jwts load when nats-server would load them', async (t) => {
+    const strict = trustAnchorFrom(op.jwt)
+    t.equal(peekClaims(op.jwt).iss, op.signingKp.getPublicKey(), 'the fixture is signed by the signing key, as nsc does')
+    t.equal(strict.operatorKey, op.kp.getPublicKey())
+    t.ok(strict.strictSigningKeys)
+    const plain = await newOperator('PLAIN')
+    t.equal(trustAnchorFrom(plain.jwt).operatorKey, plain.kp.getPublicKey(), 'self-signed')
+    // nats-server checks only that an operator key signed it (jwt.DecodeOperatorClaims): trust comes from config
+    const foreign = await encodeOperator('X', op.kp, { signing_keys: [op.signingKp.getPublicKey()] }, { signer: createOperator() })
+    t.equal(trustAnchorFrom(foreign).operatorKey, op.kp.getPublicKey(), 'signed by another operator key')
+    const byAccount = signClaims({ sub: op.kp.getPublicKey(), nats: { type: 'operator', version: 2 } }, createAccount())
+    t.throws(() => trustAnchorFrom(byAccount), { code: 'JWT_MALFORMED' }, 'signed by an account key')
+    t.throws(() => trustAnchorFrom(op.systemAccount.jwt), { code: 'JWT_WRONG_TYPE' }, 'an account jwt')
+  })
+
+  await t.test('resolver config: RESOLVER_ALLOW_DELETE and a system account the operator trusts', async (t) => {
+    const dir = await tempDir(t, 'cfg')
+    const file = async (name: string, text: string) => {
+      await writeFile(join(dir, name), text)
+      return join(dir, name)
+    }
+    const base = { OPERATOR_JWT: await file('op.jwt', op.jwt), SYSTEM_ACCOUNT_JWT: await file('sys.jwt', op.systemAccount.jwt) }
+    t.equal(loadResolverConfig(base).allowDelete, true, 'deletes allowed by default')
+    t.equal(loadResolverConfig({ ...base, RESOLVER_ALLOW_DELETE: 'false' }).allowDelete, false)
+    t.throws(() => loadResolverConfig({ ...base, RESOLVER_ALLOW_DELETE: 'no' }), { code: 'CONFIG_INVALID' }, 'only true or false')
+    const identitySigned = await encodeAccount('SYS', op.systemAccount.kp, {}, { signer: op.kp })
+    const bad = await file('bad.jwt', identitySigned)
+    t.throws(() => loadResolverConfig({ ...base, SYSTEM_ACCOUNT_JWT: bad }), { code: 'CONFIG_INVALID' }, 'SYS signed by the identity key of an operator that requires signing keys')
+  })
+
+  await t.test('which users of SYS servers admit, and who signs new ones', async (t) => {
+    const trust = trustAnchorFrom(op.jwt)
+    const sys = sysAccountFrom(op.systemAccount.jwt)
+    const byIdentity = await newUser(op.systemAccount, 'u')
+    const bySigningKey = await newUser(op.systemAccount, 'u', undefined, sysSk)
+    const other = await newUser(await newAccount(op, 'OTHER'), 'u')
+    t.match(sysUserRefusal(byIdentity.jwt, sys, trust), /identity key/, 'identity-signed: refused under strict signing keys')
+    t.equal(sysUserRefusal(bySigningKey.jwt, sys, trust), undefined, 'signing-key-signed: admitted')
+    t.match(sysUserRefusal(other.jwt, sys, trust), /not of the system account/)
+    const plainOp = await newOperator('PLAIN')
+    const plainUser = await newUser(plainOp.systemAccount, 'u')
+    t.equal(sysUserRefusal(plainUser.jwt, sysAccountFrom(plainOp.systemAccount.jwt), trustAnchorFrom(plainOp.jwt)), undefined, 'identity-signed: admitted otherwise')
+
+    const { op: bare } = await strictOperator(false)
+    const bareTrust = trustAnchorFrom(bare.jwt)
+    const bareSys = sysAccountFrom(bare.systemAccount.jwt)
+    const seeds = (...kps: KeyPair[]) => new Map(kps.map((kp) => [kp.getPublicKey(), kp]))
+    const none = t.throws(() => chooseUserSigner(bareTrust, bareSys, seeds(bare.systemAccount.kp), 'keys')) as unknown as BootstrapError
+    t.ok(none instanceof BootstrapError)
+    t.match(none.message, /operator signing key seed/, 'says the operator signing key seed is missing')
+    t.notMatch(none.message, /identity seed/, 'and not the SYS identity seed, which is there')
+    const made = chooseUserSigner(bareTrust, bareSys, seeds(bare.systemAccount.kp, bare.signingKp), 'keys')
+    t.ok(made.resignedSys, 'a signing key was added')
+    const resigned = peekClaims<{ signing_keys?: string[] }>(made.resignedSys!)
+    t.same(resigned.nats.signing_keys, [made.kp.getPublicKey()], 'the new key is listed')
+    t.equal(resigned.iss, bare.signingKp.getPublicKey(), 're-signed by the operator signing key')
+    t.ok(resigned.iat > peekClaims(bare.systemAccount.jwt).iat, 'with a newer iat')
+    const user = await newUser({ ...bare.systemAccount, jwt: made.resignedSys! }, 'svc', undefined, made.kp)
+    t.equal(sysUserRefusal(user.jwt, sysAccountFrom(made.resignedSys!), bareTrust), undefined, 'its users are admitted')
+  })
+})
+
+void AppError
+void rm
+void cp
+void mkdir
+void readFile
+void SERVICE_PERMISSIONS
+void refusedAfterMs
+void resolverStats
+void errorsOf
+void ours
+void deleteRequest
+void fixtureOf
+void runBootstrap
+void credsFile
+void makeFixture
+void accountJwt
+void freePort
+void startCluster
+void startNatsServer
+void stopProcess
+void serviceReady
+void spawnService
+void startResolver
+void startService
+void clusterFormed
+void push
+void waitFor
+void subjects
+export type { ServiceName, ServiceProcess }
