@@ -174,6 +174,89 @@ t.test('unit: what the trust anchor, the resolver config and the bootstrap accep
   })
 })
 
+t.test('3-node cache cluster: "not found" is final at once; a prune and a push count no error', async (t) => {
+  const fx = await makeFixture(t)
+  const servers = await startCluster(t, fx, 3)
+  const sys = await connectWith(t, servers, fx.sysUser.creds)
+  await clusterFormed(sys, 3)
+  // The failure mode needs servers that know each other: each then waits for 2 replies to a LOOKUP.
+  await waitFor(
+    async () => {
+      const pings = (await gather(sys, subjects.serverPing, '', 3, 1000)).map((m) => m.json<{ statsz: { active_servers: number } }>())
+      return pings.length === 3 && pings.every((p) => p.statsz.active_servers === 3)
+    },
+    { ms: 30_000, what: 'every server to count 3 servers' },
+  )
+  const resolver = await startResolver(t, fx, servers)
+  await startService(t, 'signer', fx, servers)
+  await startService(t, 'notifier', fx, servers)
+  const signing = fx.op.signingKp
+  await waitFor(() => resolver.logs.some((l) => l.msg === 'nats-server heard' && l.notFoundReplies === 2), {
+    ms: 10_000,
+    what: 'the resolver to count the servers',
+  })
+
+  const account = async (name: string) => {
+    const kp = createAccount()
+    const id = kp.getPublicKey()
+    const jwt = accountJwt(signing, id, {}, { name, iat: now() - 10 })
+    const r = await push(sys, subjects.claimsUpdate, jwt, 3)
+    t.equal(r.ours.data?.code, 200, `${name} stored`)
+    return { name, kp, id, jwt }
+  }
+  const kept = await account('KEPT')
+  const pruned = await account('PRUNED')
+  const keptUser = await newUser(kept, 'k')
+  const prunedUser = await newUser(pruned, 'p')
+
+  await t.test('a stored account is served as before', async (t) => {
+    const nc = await connectWith(t, servers[2]!, keptUser.creds)
+    await nc.flush()
+    t.pass('admitted on n3')
+  })
+
+  await t.test('a prune the way nsc does it (LIST, then DELETE) and the re-broadcasts count no error', async (t) => {
+    const before = await resolverStats(sys)
+    const logsBefore = resolver.logs.length
+    const lists = (await gather(sys, subjects.claimsList, '', 4, 2000)).map((m) => m.json<{ server: { name: string }; data: string[] }>())
+    const known = new Set([fx.op.systemAccount.id, kept.id])
+    const unknown = [...new Set(lists.flatMap((l) => l.data))].filter((id) => !known.has(id))
+    t.same(unknown, [pruned.id], 'nsc would delete the account it does not know')
+    const r = await ours(sys, subjects.claimsDelete, deleteRequest(signing, unknown), 3)
+    t.same(r.data, { code: 200, message: 'deleted 1 accounts' })
+    // The notifier sends the same request to every server again; the resolver hears it too.
+    await waitFor(async () => ((await resolverStats(sys)).get('claims-delete')?.requests ?? 0) >= (before.get('claims-delete')?.requests ?? 0) + 2, {
+      ms: 10_000,
+      what: 'the notifier re-broadcast to reach the resolver',
+    })
+    await account('UPDATED')
+    await waitFor(async () => ((await resolverStats(sys)).get('account-update')?.requests ?? 0) >= (before.get('account-update')?.requests ?? 0) + 1, {
+      ms: 10_000,
+      what: 'the notifier re-broadcast of the push to reach the resolver',
+    })
+    t.same(errorsOf(await resolverStats(sys)), errorsOf(before), 'no endpoint counted an error')
+    t.same(
+      resolver.logs.slice(logsBefore).filter((l) => JSON.stringify(l).includes('REQUEST_REPLAYED') || (typeof l.level === 'number' && l.level >= 40)),
+      [],
+      'nothing logged as a replay, nothing at warning level',
+    )
+  })
+
+  await t.test('users of a deleted and of an unknown account are refused in well under a second', async (t) => {
+    const unknown = createAccount()
+    const unknownUser = await newUser({ name: 'NEVER', kp: unknown, id: unknown.getPublicKey(), jwt: '' }, 'u')
+    for (const [what, creds] of [
+      ['deleted', prunedUser.creds],
+      ['unknown', unknownUser.creds],
+    ] as const) {
+      for (const server of servers) {
+        const ms = await refusedAfterMs(t, server, creds)
+        t.ok(ms < 1000, `${what} account on ${server.name}: refused after ${Math.round(ms)} ms (the fetch timeout is 1.9 s)`)
+      }
+    }
+  })
+})
+
 void AppError
 void rm
 void cp
