@@ -257,6 +257,83 @@ t.test('3-node cache cluster: "not found" is final at once; a prune and a push c
   })
 })
 
+t.test('an operator that requires signing keys, its JWT signed by its signing key, runs the mesh', async (t) => {
+  const { op, sysSk } = await strictOperator()
+  const fx = await fixtureOf(t, op, sysSk)
+  const server = await startNatsServer(t, fx)
+  const sys = await connectWith(t, server, fx.sysUser.creds)
+  // Users signed by the SYS identity key are what the servers refuse under strict signing-key usage.
+  const identityUser = await newUser(op.systemAccount, 'identity')
+  await t.rejects(connectWith(t, server, identityUser.creds), 'the server refuses a SYS user signed by its identity key')
+  const creds = async (name: ServiceName) => credsFile(fx, await newUser(op.systemAccount, name, SERVICE_PERMISSIONS[name], sysSk))
+  await startResolver(t, fx, [server], { NATS_CREDS: await creds('resolver') })
+  await startService(t, 'signer', fx, [server], { NATS_CREDS: await creds('signer') })
+  await startService(t, 'notifier', fx, [server], { NATS_CREDS: await creds('notifier') })
+  t.pass('resolver, signer and notifier load the operator jwt and connect')
+
+  const kp = createAccount()
+  const id = kp.getPublicKey()
+  // Under strict usage the account's own users need an account signing key too.
+  const accountSk = createAccount()
+  const bySigningKey = accountJwt(op.signingKp, id, { signing_keys: [accountSk.getPublicKey()] }, { iat: now() - 10 })
+  t.equal((await push(sys, subjects.claimsUpdate, bySigningKey, 1)).ours.data?.code, 200, 'an account signed by a signing key is stored')
+  const user = await newUser({ name: 'A', kp, id, jwt: bySigningKey }, 'u', undefined, accountSk)
+  const nc = await connectWith(t, server, user.creds)
+  await nc.flush()
+  t.pass('and its user connects')
+  const byIdentity = accountJwt(op.kp, id, {}, { iat: now() })
+  t.equal((await push(sys, subjects.claimsUpdate, byIdentity, 1)).ours.error?.reason, 'ISSUER_UNTRUSTED', 'one signed by the operator identity key is refused')
+  t.equal((await ours(sys, subjects.claimsDelete, deleteRequest(op.kp, [id]), 1)).error?.reason, 'ISSUER_UNTRUSTED', 'so is a delete the identity key signs')
+  t.same((await ours(sys, subjects.claimsDelete, deleteRequest(op.signingKp, [id]), 1)).data, { code: 200, message: 'deleted 1 accounts' }, 'a delete by the signing key is applied')
+})
+
+t.test('RESOLVER_ALLOW_DELETE=false refuses every delete in nats-server\'s words and deletes nothing', async (t) => {
+  const fx = await makeFixture(t)
+  const server = await startNatsServer(t, fx)
+  const sys = await connectWith(t, server, fx.sysUser.creds)
+  const resolver = await startResolver(t, fx, [server], { RESOLVER_ALLOW_DELETE: 'false' })
+  await startService(t, 'signer', fx, [server])
+  await startService(t, 'notifier', fx, [server])
+  const kp = createAccount()
+  const id = kp.getPublicKey()
+  const jwt = accountJwt(fx.op.signingKp, id, {}, { iat: now() - 10 })
+  t.equal((await push(sys, subjects.claimsUpdate, jwt, 1)).ours.data?.code, 200)
+  const user = await newUser({ name: 'A', kp, id, jwt }, 'u')
+  const first = await connectWith(t, server, user.creds)
+  await first.flush()
+  for (const [what, token] of [
+    ['a valid request', deleteRequest(fx.op.signingKp, [id])],
+    ['an untrusted request', deleteRequest(createOperator(), [id])],
+    ['garbage', 'not a jwt'],
+  ] as const) {
+    const r = await ours(sys, subjects.claimsDelete, token, 1)
+    t.equal(r.error?.reason, 'DELETE_DISABLED', what)
+    t.match(r.error?.description, /^delete accounts request by \S* failed - delete must be enabled in resolver config/, `${what}: nats-server's wording`)
+  }
+  const held = (await sys.request(subjects.resolverGet(id), '', { timeout: 2000 })).json<{ state: string; jwt?: string }>()
+  t.same(held, { ...held, state: 'stored', jwt }, 'the account is still stored')
+  // The cache server deleted it on its own (cache servers always do) and cut its user off. Re-sending the
+  // same JWT cannot undo that there (nats-server skips an update with the same claims); a newer one does.
+  await waitFor(() => first.isClosed(), { ms: 5000, what: 'the server to cut the user off' })
+  await t.rejects(connectWith(t, server, user.creds), 'refused where the account was loaded, until a newer jwt')
+  const newer = accountJwt(fx.op.signingKp, id, {}, { iat: now() })
+  t.equal((await push(sys, subjects.claimsUpdate, newer, 1)).ours.data?.code, 200)
+  await waitFor(
+    async () => {
+      try {
+        const nc = await connectWith(t, server, user.creds)
+        await nc.close()
+        return true
+      } catch {
+        return false
+      }
+    },
+    { ms: 10_000, what: 'the account to be usable again' },
+  )
+  t.pass('with a newer jwt its user connects again')
+  t.ok(resolver.logs.some((l) => l.refused === 'DELETE_DISABLED'), 'the stored version was re-sent after the valid request')
+})
+
 void AppError
 void rm
 void cp
