@@ -334,32 +334,85 @@ t.test('RESOLVER_ALLOW_DELETE=false refuses every delete in nats-server\'s words
   t.ok(resolver.logs.some((l) => l.refused === 'DELETE_DISABLED'), 'the stored version was re-sent after the valid request')
 })
 
-void AppError
-void rm
-void cp
-void mkdir
-void readFile
-void SERVICE_PERMISSIONS
-void refusedAfterMs
-void resolverStats
-void errorsOf
-void ours
-void deleteRequest
-void fixtureOf
-void runBootstrap
-void credsFile
-void makeFixture
-void accountJwt
-void freePort
-void startCluster
-void startNatsServer
-void stopProcess
-void serviceReady
-void spawnService
-void startResolver
-void startService
-void clusterFormed
-void push
-void waitFor
-void subjects
-export type { ServiceName, ServiceProcess }
+t.test('bootstrap with nsc\'s identities of an operator that requires signing keys', async (t) => {
+  // What nsc leaves after `nsc edit operator --require-signing-keys`: the operator JWT signed by its signing
+  // key, SYS with no signing key, every seed in the keystore; and creds an earlier bootstrap signed with the
+  // SYS identity key, which these servers refuse.
+  const { op } = await strictOperator(false)
+  const identities = async (seeds: KeyPair[]) => {
+    const dir = await tempDir(t, 'nsc-ids')
+    await mkdir(join(dir, 'keys', 'A'), { recursive: true })
+    await writeFile(join(dir, 'operator.jwt'), op.jwt + '\n')
+    await writeFile(join(dir, 'sys.jwt'), op.systemAccount.jwt + '\n')
+    for (const kp of seeds) await writeFile(join(dir, 'keys', 'A', `${kp.getPublicKey()}.nk`), seedText(kp), { mode: 0o600 })
+    await writeFile(join(dir, 'resolver.creds'), (await newUser(op.systemAccount, 'resolver', SERVICE_PERMISSIONS.resolver)).creds, { mode: 0o600 })
+    await writeFile(join(dir, 'sys.creds'), (await newUser(op.systemAccount, 'sys')).creds, { mode: 0o600 })
+    return dir
+  }
+
+  await t.test('without a key that may sign SYS users it says what is missing and writes nothing', async (t) => {
+    const dir = await identities([op.systemAccount.kp])
+    const before = await readFile(join(dir, 'resolver.creds'), 'utf8')
+    const r = await runBootstrap(dir)
+    t.equal(r.code, 1, 'exit 1')
+    t.match(r.out, /requires signing keys/)
+    t.match(r.out, /an operator signing key seed \(it lists O/, 'names the missing seed')
+    t.match(r.out, /resolver\.creds \(servers would refuse it: signed by the SYS identity key/, 'and why the creds there are unusable')
+    t.equal(await readFile(join(dir, 'resolver.creds'), 'utf8'), before, 'nothing replaced')
+    await t.rejects(readFile(join(dir, 'signer.creds')), 'nothing written')
+  })
+
+  await t.test('with the SYS identity seed and an operator signing key it adds a SYS signing key; the services serve', async (t) => {
+    const dir = await identities([op.systemAccount.kp, op.signingKp])
+    const [port, httpPort] = [await freePort(), await freePort()]
+    const conf = join(dir, 'conf', 'nats-server.conf')
+    const jwtDir = join(dir, 'jwt')
+    const r = await runBootstrap(dir, {
+      BOOTSTRAP_SERVER_CONF: conf,
+      BOOTSTRAP_NATS_HOST: '127.0.0.1',
+      BOOTSTRAP_NATS_PORT: String(port),
+      BOOTSTRAP_NATS_HTTP_PORT: String(httpPort),
+      BOOTSTRAP_JWT_DIR: jwtDir,
+    })
+    t.equal(r.code, 0, r.code === 0 ? 'exit 0' : r.out)
+    t.match(r.out, /added signing key A\w+ to the system account/)
+    const sysJwt = (await readFile(join(dir, 'sys.jwt'), 'utf8')).trim()
+    const sys = sysAccountFrom(sysJwt)
+    t.equal(sys.signingKeys.length, 1, 'sys.jwt lists the new signing key')
+    const trust = trustAnchorFrom(op.jwt)
+    for (const name of ['resolver', 'signer', 'notifier', 'sys']) {
+      const creds = await readFile(join(dir, `${name}.creds`), 'utf8')
+      t.equal(sysUserRefusal(/eyJ\S+/.exec(creds)![0], sys, trust), undefined, `${name}.creds is signed by it`)
+    }
+    t.match(await readFile(conf, 'utf8'), sysJwt, 'the rendered conf preloads the re-signed SYS')
+
+    await mkdir(jwtDir, { recursive: true })
+    const proc = spawn('nats-server', ['-c', conf], { stdio: 'ignore' })
+    t.teardown(() => stopProcess(proc))
+    const server: NatsServerHandle = { name: 'nats', url: `nats://127.0.0.1:${port}`, port, proc, stop: async () => void (await stopProcess(proc)), jwtDir }
+    const sysCreds = await readFile(join(dir, 'sys.creds'), 'utf8')
+    const sysNc = await waitFor(() => connectWith(t, server, sysCreds), { ms: 10_000, what: 'nats-server on the rendered conf' })
+    const services: ServiceProcess[] = []
+    for (const name of ['resolver', 'signer', 'notifier'] as const) {
+      const env: Record<string, string> = {
+        NATS_URL: server.url,
+        NATS_CREDS: join(dir, `${name}.creds`),
+        OPERATOR_JWT: join(dir, 'operator.jwt'),
+        ...(name === 'resolver' ? { SYSTEM_ACCOUNT_JWT: join(dir, 'sys.jwt'), RESOLVER_DATA_DIR: await tempDir(t, 'resolver') } : {}),
+      }
+      services.push(await serviceReady(spawnService(t, name, env)))
+    }
+    t.pass('the three services connect with the creds the bootstrap wrote')
+    const kp = createAccount()
+    const id = kp.getPublicKey()
+    const accountSk = createAccount()
+    const jwt = accountJwt(op.signingKp, id, { signing_keys: [accountSk.getPublicKey()] }, { iat: now() - 10 })
+    t.equal((await push(sysNc, subjects.claimsUpdate, jwt, 1)).ours.data?.code, 200, 'and take a push')
+    const user = await newUser({ name: 'A', kp, id, jwt }, 'u', undefined, accountSk)
+    const nc = await connectWith(t, server, user.creds)
+    await nc.flush()
+    t.pass('whose user the server admits from our lookup')
+    t.equal((await runBootstrap(dir)).code, 0, 'a second run finds everything usable')
+  })
+})
+
