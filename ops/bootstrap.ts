@@ -87,13 +87,16 @@ export async function bootstrap(dir: string, operatorName = 'MESH'): Promise<Boo
 const credsJwt = (text: string) => /-{3,}[^\n]*JWT-{3,}\s*\n\s*(\S+)/.exec(text)?.[1] ?? ''
 
 async function readTrust(paths: BootstrapPaths): Promise<{ trust: TrustAnchor; sys: SysAccount }> {
+  if (!existsSync(paths.sysJwt)) {
+    const missing = [paths.sysJwt, ...Object.values(paths.serviceCreds)].filter((p) => !existsSync(p))
+    throw new BootstrapError(`${paths.operatorJwt} exists but ${missing.join(', ')} do not; the system account jwt is needed`)
+  }
   let trust: TrustAnchor
   try {
     trust = trustAnchorFrom(await readFile(paths.operatorJwt, 'utf8'))
   } catch (e) {
     throw new BootstrapError(`${paths.operatorJwt} is not a valid operator jwt (${(e as Error).message})`)
   }
-  if (!existsSync(paths.sysJwt)) throw new BootstrapError(`${paths.operatorJwt} exists but ${paths.sysJwt} (the system account jwt) does not`)
   const sys = sysAccountFrom(await readFile(paths.sysJwt, 'utf8'))
   if (trust.systemAccount !== undefined && trust.systemAccount !== sys.id) {
     throw new BootstrapError(`${paths.sysJwt} is account ${sys.id}, but the operator's system account is ${trust.systemAccount}`)
