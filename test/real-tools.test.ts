@@ -1,13 +1,13 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { createAccount, createOperator, type KeyPair } from '@nats-io/nkeys'
 import { encodeAccount, encodeOperator } from '@nats-io/jwt'
 import type { NatsConnection } from '@nats-io/nats-core'
-import { AppError, peekClaims, subjects, trustAnchorFrom } from '../shared/index.ts'
+import { peekClaims, subjects, trustAnchorFrom } from '../shared/index.ts'
 import { loadResolverConfig } from '../services/resolver/config.ts'
 import { newAccount, newOperator, newUser, type OperatorIdentity } from '../ops/identities.ts'
 import { SERVICE_PERMISSIONS } from '../ops/permissions.ts'
@@ -18,7 +18,7 @@ import { accountJwt, signClaims } from './helpers/jwts.ts'
 import { collectLikeNatsCli, type MicroStats } from './helpers/micro.ts'
 import { freePort, startCluster, startNatsServer, type NatsServerHandle } from './helpers/nats-server.ts'
 import { stopProcess } from './helpers/processes.ts'
-import { serviceReady, spawnService, startResolver, startService, type ServiceName, type ServiceProcess } from './helpers/services.ts'
+import { serviceReady, spawnService, startResolver, startService, type ServiceName } from './helpers/services.ts'
 import { type ClaimReply, clusterFormed, gather, push } from './helpers/sys-requests.ts'
 import { waitFor } from './helpers/wait-for.ts'
 
@@ -392,7 +392,6 @@ t.test('bootstrap with nsc\'s identities of an operator that requires signing ke
     const server: NatsServerHandle = { name: 'nats', url: `nats://127.0.0.1:${port}`, port, proc, stop: async () => void (await stopProcess(proc)), jwtDir }
     const sysCreds = await readFile(join(dir, 'sys.creds'), 'utf8')
     const sysNc = await waitFor(() => connectWith(t, server, sysCreds), { ms: 10_000, what: 'nats-server on the rendered conf' })
-    const services: ServiceProcess[] = []
     for (const name of ['resolver', 'signer', 'notifier'] as const) {
       const env: Record<string, string> = {
         NATS_URL: server.url,
@@ -400,7 +399,7 @@ t.test('bootstrap with nsc\'s identities of an operator that requires signing ke
         OPERATOR_JWT: join(dir, 'operator.jwt'),
         ...(name === 'resolver' ? { SYSTEM_ACCOUNT_JWT: join(dir, 'sys.jwt'), RESOLVER_DATA_DIR: await tempDir(t, 'resolver') } : {}),
       }
-      services.push(await serviceReady(spawnService(t, name, env)))
+      await serviceReady(spawnService(t, name, env))
     }
     t.pass('the three services connect with the creds the bootstrap wrote')
     const kp = createAccount()
