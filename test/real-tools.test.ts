@@ -255,6 +255,16 @@ t.test('3-node cache cluster: "not found" is final at once; a prune and a push c
       }
     }
   })
+
+  // Last: the servers take the forged statistics too and count a server that does not exist.
+  await t.test('forged statistics cannot turn a "not found" into a flood', async (t) => {
+    const fake = `N${'A'.repeat(55)}`
+    sys.publish(subjects.serverStatsz(fake), JSON.stringify({ server: { id: fake, name: 'forged' }, statsz: { active_servers: 1_000_000_000 } }))
+    await waitFor(() => resolver.logs.some((l) => l.msg === 'nats-server heard' && l.server === fake), { ms: 5000, what: 'the forged server heard' })
+    const replies = await gather(sys, subjects.lookup(createAccount().getPublicKey()), '', 100_000, 1500)
+    t.equal(replies.length, 256, 'at most 256 empty replies')
+    t.ok(replies.every((m) => m.data.length === 0), 'all empty')
+  })
 })
 
 t.test('an operator that requires signing keys, its JWT signed by its signing key, runs the mesh', async (t) => {
