@@ -235,6 +235,10 @@ t.test('3-node cache cluster: "not found" is final at once; a prune and a push c
       what: 'the notifier re-broadcast of the push to reach the resolver',
     })
     t.same(errorsOf(await resolverStats(sys)), errorsOf(before), 'no endpoint counted an error')
+    t.ok(
+      resolver.logs.slice(logsBefore).some((l) => String(l.msg).startsWith('delete request heard again') && l.level === 20),
+      'the re-broadcast delete was recognised, at debug',
+    )
     t.same(
       resolver.logs.slice(logsBefore).filter((l) => JSON.stringify(l).includes('REQUEST_REPLAYED') || (typeof l.level === 'number' && l.level >= 40)),
       [],

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import {
   AppError,
   errors,
@@ -49,17 +50,28 @@ function peek(token: string): Peeked {
 }
 
 /**
- * Whether every account a remembered request named is still deleted by that request: then hearing it again
- * (the notifier re-broadcasts each accepted delete to the servers, and we subscribe to the same subject) is
- * an idempotent success. Once an account was re-created, or deleted again by another request, a replay is
- * refused as one.
+ * Whether `token` is a delete we accepted whose accounts are all still deleted by it: then hearing it again
+ * (the notifier re-broadcasts each accepted delete to the servers, on a subject we answer too, possibly long
+ * after when a notifier was down) is an idempotent success, checked before the signer's freshness window.
+ * Our tombstones record the sha256 of the request that made them, so a match proves it is byte for byte one
+ * we validated. Once an account was re-created, or deleted again by another request, it is a replay.
  */
-async function stillDeletedBy(store: AccountStore, v: DeleteVerdict): Promise<boolean> {
-  for (const id of v.accounts) {
+async function alreadyApplied(store: AccountStore, token: string): Promise<boolean> {
+  const hash = createHash('sha256').update(token).digest('hex')
+  let recorded = false
+  for (const id of new Set(peek(token).accounts)) {
     if ((await store.get(id)) !== undefined) return false
     const tomb = await store.tombstoneOf(id)
-    if (tomb !== undefined && tomb.request !== v.hash) return false
+    if (tomb === undefined) continue // never stored: nats-server counts it as deleted too
+    if (tomb.request !== hash) return false
+    recorded = true
   }
+  return recorded
+}
+
+/** The same for a remembered request that named only accounts we never stored (no tombstone records it). */
+async function noneStored(store: AccountStore, v: DeleteVerdict): Promise<boolean> {
+  for (const id of v.accounts) if ((await store.get(id)) !== undefined || (await store.tombstoneOf(id)) !== undefined) return false
   return true
 }
 
@@ -67,6 +79,10 @@ async function applyDelete(deps: DeleteDeps, msg: ServiceMsg, log: Logger): Prom
   if (msg.data.length === 0) throw errors.jwtMalformed('request body is empty')
   const token = msg.string()
   if (!deps.allowDelete) return refuseWhileDisabled(deps, token, log)
+  if (await alreadyApplied(deps.store, token)) {
+    log.debug({ accounts: peek(token).accounts }, 'delete request heard again (our own re-broadcast): already applied')
+    return deps.replies.ok(`deleted ${new Set(peek(token).accounts).size} accounts`)
+  }
   const v = await validateDelete(deps.nc, token)
   let result
   try {
@@ -79,8 +95,8 @@ async function applyDelete(deps: DeleteDeps, msg: ServiceMsg, log: Logger): Prom
       via: msg.subject,
     })
   } catch (e) {
-    if (!(e instanceof AppError && e.code === 'REQUEST_REPLAYED' && (await stillDeletedBy(deps.store, v)))) throw e
-    log.debug({ issuer: v.issuer, accounts: v.accounts }, 'delete request heard again (our own re-broadcast): already applied')
+    if (!(e instanceof AppError && e.code === 'REQUEST_REPLAYED' && (await noneStored(deps.store, v)))) throw e
+    log.debug({ issuer: v.issuer, accounts: v.accounts }, 'delete request heard again: it named only accounts never stored')
     return deps.replies.ok(`deleted ${v.accounts.length} accounts`)
   }
   for (const change of result.changes) deps.delivery.accepted(change)
