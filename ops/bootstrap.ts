@@ -97,7 +97,12 @@ async function readTrust(paths: BootstrapPaths): Promise<{ trust: TrustAnchor; s
   } catch (e) {
     throw new BootstrapError(`${paths.operatorJwt} is not a valid operator jwt (${(e as Error).message})`)
   }
-  const sys = sysAccountFrom(await readFile(paths.sysJwt, 'utf8'))
+  let sys: SysAccount
+  try {
+    sys = sysAccountFrom(await readFile(paths.sysJwt, 'utf8'))
+  } catch (e) {
+    throw new BootstrapError(`${paths.sysJwt} is not a valid account jwt (${(e as Error).message})`)
+  }
   if (trust.systemAccount !== undefined && trust.systemAccount !== sys.id) {
     throw new BootstrapError(`${paths.sysJwt} is account ${sys.id}, but the operator's system account is ${trust.systemAccount}`)
   }
