@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto'
 import {
   AppError,
   errors,
   isAccountKey,
   subjects,
   validateDelete,
+  type DeleteVerdict,
   type Logger,
   type MeshService,
   type NatsConnection,
@@ -24,6 +26,8 @@ interface DeleteDeps {
   store: AccountStore
   replies: ClaimReplies
   delivery: Delivery
+  /** RESOLVER_ALLOW_DELETE: when false every request is refused and nothing is deleted. */
+  allowDelete: boolean
 }
 
 interface Peeked {
@@ -45,31 +49,88 @@ function peek(token: string): Peeked {
   }
 }
 
+/**
+ * Whether `token` is a delete we accepted whose accounts are all still deleted by it: then hearing it again
+ * (the notifier re-broadcasts each accepted delete to the servers, on a subject we answer too, possibly long
+ * after when a notifier was down) is an idempotent success, checked before the signer's freshness window.
+ * Our tombstones record the sha256 of the request that made them, so a match proves it is byte for byte one
+ * we validated. Once an account was re-created, or deleted again by another request, it is a replay.
+ */
+async function alreadyApplied(store: AccountStore, token: string): Promise<boolean> {
+  const hash = createHash('sha256').update(token).digest('hex')
+  let recorded = false
+  for (const id of new Set(peek(token).accounts)) {
+    if ((await store.get(id)) !== undefined) return false
+    const tomb = await store.tombstoneOf(id)
+    if (tomb === undefined) continue // never stored: nats-server counts it as deleted too
+    if (tomb.request !== hash) return false
+    recorded = true
+  }
+  return recorded
+}
+
+/** The same for a remembered request that named only accounts we never stored (no tombstone records it). */
+async function noneStored(store: AccountStore, v: DeleteVerdict): Promise<boolean> {
+  for (const id of v.accounts) if ((await store.get(id)) !== undefined || (await store.tombstoneOf(id)) !== undefined) return false
+  return true
+}
+
 async function applyDelete(deps: DeleteDeps, msg: ServiceMsg, log: Logger): Promise<string> {
   if (msg.data.length === 0) throw errors.jwtMalformed('request body is empty')
   const token = msg.string()
+  if (!deps.allowDelete) return refuseWhileDisabled(deps, token, log)
+  if (await alreadyApplied(deps.store, token)) {
+    log.debug({ accounts: peek(token).accounts }, 'delete request heard again (our own re-broadcast): already applied')
+    return deps.replies.ok(`deleted ${new Set(peek(token).accounts).size} accounts`)
+  }
   const v = await validateDelete(deps.nc, token)
-  const result = await deps.store.remove({
-    token,
-    accounts: v.accounts,
-    iat: v.iat,
-    hash: v.hash,
-    rememberUntil: v.freshUntil,
-    via: msg.subject,
-  })
+  let result
+  try {
+    result = await deps.store.remove({
+      token,
+      accounts: v.accounts,
+      iat: v.iat,
+      hash: v.hash,
+      rememberUntil: v.freshUntil,
+      via: msg.subject,
+    })
+  } catch (e) {
+    if (!(e instanceof AppError && e.code === 'REQUEST_REPLAYED' && (await noneStored(deps.store, v)))) throw e
+    log.debug({ issuer: v.issuer, accounts: v.accounts }, 'delete request heard again: it named only accounts never stored')
+    return deps.replies.ok(`deleted ${v.accounts.length} accounts`)
+  }
   for (const change of result.changes) deps.delivery.accepted(change)
   log.info({ issuer: v.issuer, accounts: result.changes.map((c) => c.id), seqs: result.changes.map((c) => c.seq) }, 'accounts deleted')
   return deps.replies.ok(`deleted ${result.deleted} accounts`)
 }
 
-async function restoreAfterRefusal(deps: DeleteDeps, err: AppError, token: string, log: Logger): Promise<void> {
-  if (!SERVERS_MAY_HAVE_DELETED.has(err.code)) return
+/** Sends the stored versions of the accounts a refused request named again: servers may have deleted them. */
+async function restoreNamed(deps: DeleteDeps, token: string, refused: string, log: Logger): Promise<void> {
   for (const id of peek(token).accounts) {
     const change = await deps.store.restore(id)
     if (change === undefined) continue
-    log.info({ account: id, seq: change.seq, refused: err.code }, 're-sending an account a refused delete named')
+    log.info({ account: id, seq: change.seq, refused }, 're-sending an account a refused delete named')
     deps.delivery.accepted(change)
   }
+}
+
+async function restoreAfterRefusal(deps: DeleteDeps, err: AppError, token: string, log: Logger): Promise<void> {
+  if (SERVERS_MAY_HAVE_DELETED.has(err.code)) await restoreNamed(deps, token, err.code, log)
+}
+
+/**
+ * With deletes disabled every request is refused, but servers still act on one they find valid (cache
+ * servers always delete, protocol.md §3.4): the signer's view decides whether the accounts go out again.
+ * Untrusted, malformed and system-account requests are refused by the servers too.
+ */
+async function refuseWhileDisabled(deps: DeleteDeps, token: string, log: Logger): Promise<never> {
+  const refusal = errors.deleteDisabled()
+  const serversActed = await validateDelete(deps.nc, token).then(
+    () => true,
+    (e: unknown) => !(e instanceof AppError) || SERVERS_MAY_HAVE_DELETED.has(e.code) || e.code === 'VALIDATION_UNAVAILABLE',
+  )
+  if (serversActed) await restoreNamed(deps, token, refusal.code, log)
+  throw refusal
 }
 
 /**
