@@ -30,10 +30,10 @@ export function exporterView(id: string, jwt: string): ExporterView | undefined 
 
 /**
  * Import tokens checked against the exporter's JWT the resolver holds, as nats-server checks them when it
- * uses the import (it drops the import otherwise; we refuse the account, a documented strictness): the
- * token is issued by the exporter, or names it as `issuer_account` and is signed by one of its signing
- * keys; the export exists; and, when that export requires a token, the importer is not revoked. Imports
- * from an exporter we do not hold are left as they are.
+ * uses the import (it drops the import otherwise; we refuse the account, a documented strictness): an
+ * export contains the import; if it requires a token, the token is issued by the exporter, or names it as
+ * `issuer_account` and is signed by one of its signing keys, and the importer is not revoked. A public
+ * export (no token_req) ignores the token. Imports from an exporter we do not hold are left as they are.
  */
 export function importTokenIssues(importer: string, imports: Array<GoImport | null>, exporters: Readonly<Record<string, string>>): string[] {
   const issues: string[] = []
@@ -55,15 +55,15 @@ function tokenAgainstExporter(importer: string, imp: GoImport, exporter: Exporte
   const n = act.go.nats as GoActivation
   const iss = act.go.iss ?? ''
   const issuerAccount = act.version === 1 ? (act.go.issuer_account ?? '') : (n.issuer_account ?? '')
-  if (issuerAccount !== '' && issuerAccount !== exporter.id) return `activation token names ${issuerAccount} as issuer, not the exporter`
-  if (iss !== exporter.id && !exporter.signingKeys.has(iss)) {
-    return `activation token is signed by ${iss}, which is not a signing key of the exporting account ${exporter.id}`
-  }
   const subject = imp.subject ?? ''
   const exp = exporter.exports.find((e) => e.type === imp.type && isContainedIn(subject, e.subject ?? ''))
   if (exp === undefined) return `the exporting account has no ${imp.type ?? ''} export containing ${show(subject)}`
   // A public export ignores the token, so there is nothing more a server would check.
   if (exp.token_req !== true) return undefined
+  if (issuerAccount !== '' && issuerAccount !== exporter.id) return `activation token names ${issuerAccount} as issuer, not the exporter`
+  if (iss !== exporter.id && !exporter.signingKeys.has(iss)) {
+    return `activation token is signed by ${iss}, which is not a signing key of the exporting account ${exporter.id}`
+  }
   const revoked = [exp.revocations?.[importer], exp.revocations?.['*']].some((at) => at !== undefined && at >= (act.go.iat ?? 0))
   if (revoked) return `the export ${show(exp.subject ?? '')} revoked this importer's activation`
   return undefined
