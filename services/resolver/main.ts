@@ -15,6 +15,7 @@ import { Replication } from './replication.ts'
 import { Takeover } from './takeover.ts'
 import { storeSystemAccount } from './system-account.ts'
 import { addUpdateEndpoints } from './update.ts'
+import { Servability } from './servable.ts'
 
 startup('resolver', async () => {
   const config = loadResolverConfig(process.env)
@@ -41,8 +42,9 @@ startup('resolver', async () => {
   // Catch up with the other instances before answering lookups, so a new one does not answer "unknown".
   takeover.start()
   await replication.start()
-  addLookupEndpoint(service, store)
-  addResolverHealth(service, nc, store)
+  const servability = new Servability(config.trust)
+  addLookupEndpoint(service, store, servability)
+  addResolverHealth(service, nc, store, servability)
   const replies = new ClaimReplies(service.id)
   addUpdateEndpoints(service, { nc, store, delivery, replies })
   addListEndpoint(service, store, replies)
@@ -52,5 +54,6 @@ startup('resolver', async () => {
   addGetEndpoint(service, store)
   addActivationEndpoints(service, nc, store)
   await delivery.resume()
+  servability.startSweeping(store, nc, log.child({ part: 'sweep' }))
   await runUntilStopped({ log, service, nc, settle: [() => delivery.settle()], closers: [() => store.close(), async () => delivery.close(), () => replication.stop(), async () => takeover.stop()] })
 })
