@@ -83,6 +83,7 @@ tap.test('accounts nats-server uses are stored (former false refusals)', (t) =>
     { name: 'scoped signing key template with 3.0 (read through interface{})', token: rawAccount(`"limits":{"conn":-1},"signing_keys":[{"kind":"user_scope","key":"${exporterSigner.getPublicKey()}","role":"r","template":{"subs":3.0}}],"type":"account","version":2`), code: 'OK' },
     { name: 'scoped signing key as nsc writes it', token: account({ signing_keys: [newScopedSigner(exporterSigner, 'role', {})] }), code: 'OK' },
     { name: 'unknown fields', token: rawAccount(`"limits":{"conn":-1},"future_claim":{"x":[1.5,"y"]},"type":"account","version":2`), code: 'OK' },
+    { name: 'a list given twice under keys differing in case (Go merges element by element)', token: rawAccount(`"limits":{"conn":-1,"exports":-1},"exports":[{"subject":"a","type":"stream"}],"Exports":[{"subject":"b"}],"type":"account","version":2`), code: 'OK' },
     { name: 'three unweighted targets (jwt adds uint8 weights with wrap-around)', token: account({ mappings: { 'a.b': [{ subject: 'x' }, { subject: 'y' }, { subject: 'z' }] } }), code: 'OK' },
     { name: 'cluster-scoped targets without weights', token: account({ mappings: { 'a.b': [{ subject: 'x', cluster: 'c1' }, { subject: 'y', cluster: 'c1' }] } }), code: 'OK' },
     { name: 'import account not a key (jwt requires only a name)', token: account({ imports: [{ ...svcImport('svc.a'), account: 'nobody' }] }), code: 'OK' },

@@ -72,10 +72,11 @@ export interface SigningKeyEntry {
  * scoped keys; an object of any other kind fails the decode; numbers, booleans and nulls are skipped.
  */
 const signingKeys: GoType = {
-  custom(n, ctx, path) {
+  custom(n, ctx, path, prev) {
     if (n.k === 'null') return null
     if (n.k !== 'arr') return void ctx.errors.push(`${path}: cannot unmarshal ${n.k} into a list`)
-    const out: SigningKeyEntry[] = []
+    // jwt adds to the keys it already holds (the list given twice under keys differing in case)
+    const out: SigningKeyEntry[] = Array.isArray(prev) ? (prev as SigningKeyEntry[]) : []
     n.items.forEach((item, i) => {
       if (item.k === 'str') out.push({ key: item.v, scoped: false })
       else if (item.k === 'obj') {

@@ -114,7 +114,7 @@ export type GoType =
   | { map: GoType }
   | { ptr: GoType }
   | { struct: Record<string, GoType> }
-  | { custom: (node: JsonNode, ctx: DecodeContext, path: string) => unknown }
+  | { custom: (node: JsonNode, ctx: DecodeContext, path: string, prev?: unknown) => unknown }
 
 export interface DecodeContext {
   errors: string[]
@@ -175,9 +175,12 @@ export function plain(n: JsonNode): unknown {
  */
 function fieldFor(fields: Record<string, GoType>, key: string): string | undefined {
   if (Object.hasOwn(fields, key)) return key
-  const lower = key.toLowerCase()
-  return Object.keys(fields).find((f) => f.toLowerCase() === lower)
+  const folded = fold(key)
+  return Object.keys(fields).find((f) => fold(f) === folded)
 }
+
+// Go's simple case folding also maps the long s and the Kelvin sign onto s and k.
+const fold = (s: string) => s.toLowerCase().replace(/\u017f/g, 's')
 
 /**
  * Decodes `n` into a value of `type` the way Go would, merging into `prev` where Go decodes into an existing
@@ -185,7 +188,7 @@ function fieldFor(fields: Record<string, GoType>, key: string): string | undefin
  * on after them, so the returned value is only meaningful when there were none.
  */
 export function decodeGo(n: JsonNode, type: GoType, ctx: DecodeContext, path: string, prev?: unknown): unknown {
-  if (typeof type === 'object' && 'custom' in type) return type.custom(n, ctx, path)
+  if (typeof type === 'object' && 'custom' in type) return type.custom(n, ctx, path, prev)
   if (n.k === 'null') {
     // null empties slices, maps and pointers and leaves any other value as it was
     const nilable = typeof type === 'object' && ('slice' in type || 'map' in type || 'ptr' in type)
@@ -201,7 +204,10 @@ export function decodeGo(n: JsonNode, type: GoType, ctx: DecodeContext, path: st
   if ('ptr' in type) return decodeGo(n, type.ptr, ctx, path, prev ?? undefined)
   if ('slice' in type) {
     if (n.k !== 'arr') return void ctx.errors.push(`${path}: cannot unmarshal ${kindOf(n)} into a list`)
-    return n.items.map((item, i) => decodeGo(item, type.slice, ctx, `${path}[${i}]`))
+    // Go decodes into the elements already there (a list given twice merges element by element), then
+    // cuts the list to the new length.
+    const before = Array.isArray(prev) ? prev : []
+    return n.items.map((item, i) => decodeGo(item, type.slice, ctx, `${path}[${i}]`, before[i]))
   }
   if (n.k !== 'obj') return void ctx.errors.push(`${path}: cannot unmarshal ${kindOf(n)} into an object`)
   const out: Record<string, unknown> = isRecord(prev) ? prev : {}
