@@ -1,7 +1,7 @@
 import t from 'tap'
 import { createAccount, type KeyPair } from '@nats-io/nkeys'
 import { Algorithms, encodeAccount, encodeActivation } from '@nats-io/jwt'
-import type { NatsConnection } from '@nats-io/nats-core'
+import { headers as natsHeaders, type NatsConnection } from '@nats-io/nats-core'
 import { subjects } from '../shared/index.ts'
 import { newUser, UNLIMITED, type AccountIdentity } from '../ops/identities.ts'
 import { AccountStore } from '../services/resolver/account-store.ts'
@@ -130,6 +130,16 @@ t.test('validation agrees with nats-server', async (t) => {
     const good = await encodeActivation('act', importer, exp1, 'stream', { subject: 'ev.>' })
     const fixed = await account(importer, { imports: [{ name: 'ev', subject: 'ev.>', account: exp1.getPublicKey(), type: 'stream', token: good }] })
     t.equal((await pushed(fixed)).data?.code, 200, 'the same import with a token the exporter issued is stored')
+  })
+
+  await t.test('a malformed exporters envelope is refused, never half-read', async (t) => {
+    for (const body of ['not json', '{"jwt":5,"exporters":{}}', '{"jwt":"a.b.c","exporters":{"A":7}}', '{"jwt":"a.b.c","exporters":[]}']) {
+      const h = natsHeaders()
+      h.set('Mesh-Envelope', 'json')
+      const reply = await sys.request(subjects.signerValidate, body, { timeout: 2000, headers: h })
+      t.equal(reply.headers?.get('Nats-Service-Error-Code'), '400', `${body}: 400`)
+      t.equal(reply.json<{ code: string }>().code, 'REQUEST_INVALID')
+    }
   })
 
   await t.test('a JWT stored before a rule tightened is no longer served', async (t) => {
