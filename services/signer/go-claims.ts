@@ -29,10 +29,18 @@ const importType = struct({
   type: exportType, share: bool, allow_trace: bool,
 })
 const revocations: GoType = { map: i64 }
+
+/** SamplingRate: a whole percentage, or the string "headers" (0). */
+const samplingRate: GoType = {
+  custom(n, ctx, path, prev) {
+    if (n.k === 'str' && n.v === 'headers') return 0
+    return decodeGo(n, i64, ctx, path, prev)
+  },
+}
 const exportTypeStruct = struct({
   name: str, subject: str, type: exportType, token_req: bool, revocations,
   response_type: str, response_threshold: i64,
-  service_latency: { ptr: struct({ sampling: i64, results: str }) },
+  service_latency: { ptr: struct({ sampling: samplingRate, results: str }) },
   account_token_position: 'uint', advertise: bool, allow_trace: bool, ...info,
 })
 const natsLimits = { subs: i64, data: i64, payload: i64 }

@@ -50,8 +50,9 @@ function oneExport(e: GoExport): string[] {
   const latency = e.service_latency
   if (latency !== undefined && latency !== null) {
     if (!service) issues.push('latency tracking only permitted for services')
+    // 0 is jwt's `headers` sampling (the caller's headers decide), written 0 or "headers"
     const sampling = latency.sampling ?? 0
-    if (sampling < 1 || sampling > 100) issues.push('sampling percentage needs to be between 1-100')
+    if (sampling !== 0 && (sampling < 1 || sampling > 100)) issues.push('sampling percentage needs to be between 1-100')
     const results = latency.results ?? ''
     issues.push(...subjectProblems(results).map((p) => `latency results ${p}`))
     if (hasWildcards(results)) issues.push('results subject can not contain wildcards')

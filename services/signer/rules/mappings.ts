@@ -7,10 +7,10 @@ interface GoWeightedMapping {
 }
 
 /**
- * Mapping.Validate (v2/account_claims.go). Weights are uint8 in Go and add up with wrap-around, exactly as
- * here: per cluster the running sum may not pass 100; without a cluster a missing weight counts as 100 and
- * the total may not pass 100. Transform syntax is not checked: nats-server logs a bad mapping and skips
- * it, but still uses the account.
+ * Mapping.Validate (v2/account_claims.go, as nats-server 2.15 applies it): a target without a weight counts
+ * as 100%, in a cluster or not, and the weights of one cluster, like those outside any cluster, may not add
+ * up to more than 100%. Transform syntax is not checked: nats-server logs a bad mapping and skips it, but
+ * still uses the account.
  */
 export function mappingIssues(mappings: Record<string, Array<GoWeightedMapping> | null> | null | undefined): string[] {
   const issues: string[] = []
@@ -21,15 +21,13 @@ export function mappingIssues(mappings: Record<string, Array<GoWeightedMapping> 
     let total = 0
     for (const m of targets ?? []) {
       issues.push(...subjectProblems(m.subject ?? '').map((p) => `${at}: ${p}`))
-      const weight = m.weight ?? 0
+      const weight = m.weight || 100
       const cluster = m.cluster ?? ''
-      if (cluster !== '') {
-        const t = ((perCluster.get(cluster) ?? 0) + weight) & 0xff
-        perCluster.set(cluster, t)
-        if (t > 100) issues.push(`${at}: weights in cluster ${show(cluster)} exceed 100%`)
-      } else {
-        total = (total + (weight === 0 ? 100 : weight)) & 0xff
-      }
+      if (cluster !== '') perCluster.set(cluster, (perCluster.get(cluster) ?? 0) + weight)
+      else total += weight
+    }
+    for (const [cluster, sum] of perCluster) {
+      if (sum > 100) issues.push(`${at}: weights in cluster ${show(cluster)} exceed 100%`)
     }
     if (total > 100) issues.push(`${at}: weights exceed 100%`)
   }
