@@ -30,10 +30,10 @@ const importType = struct({
 })
 const revocations: GoType = { map: i64 }
 
-/** SamplingRate: a whole percentage, or the string "headers" (0). */
+/** SamplingRate: a whole percentage, or the string "headers" in any case (0). */
 const samplingRate: GoType = {
   custom(n, ctx, path, prev) {
-    if (n.k === 'str' && n.v === 'headers') return 0
+    if (n.k === 'str' && n.v.toLowerCase() === 'headers') return 0
     return decodeGo(n, i64, ctx, path, prev)
   },
 }

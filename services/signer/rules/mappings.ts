@@ -1,4 +1,5 @@
 import { show, subjectProblems } from './subjects.ts'
+import { transformIssues } from './transforms.ts'
 
 interface GoWeightedMapping {
   subject?: string
@@ -9,8 +10,7 @@ interface GoWeightedMapping {
 /**
  * Mapping.Validate (v2/account_claims.go, as nats-server 2.15 applies it): a target without a weight counts
  * as 100%, in a cluster or not, and the weights of one cluster, like those outside any cluster, may not add
- * up to more than 100%. Transform syntax is not checked: nats-server logs a bad mapping and skips it, but
- * still uses the account.
+ * up to more than 100%. Then nats-server's own transform checks (transforms.ts).
  */
 export function mappingIssues(mappings: Record<string, Array<GoWeightedMapping> | null> | null | undefined): string[] {
   const issues: string[] = []
@@ -30,6 +30,7 @@ export function mappingIssues(mappings: Record<string, Array<GoWeightedMapping> 
       if (sum > 100) issues.push(`${at}: weights in cluster ${show(cluster)} exceed 100%`)
     }
     if (total > 100) issues.push(`${at}: weights exceed 100%`)
+    issues.push(...transformIssues(from, (targets ?? []).map((m) => m.subject ?? '')))
   }
   return issues
 }
