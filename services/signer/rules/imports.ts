@@ -67,15 +67,27 @@ function oneImport(importer: string, imp: GoImport): string[] {
   return issues
 }
 
+// The content check and the exporter check read the same tokens: keep the last few decoded (a token's
+// verdict never changes), so each signature is verified once per push. Only tokens of ordinary size are
+// kept, so the memory stays small whatever a hostile account carries.
+const decoded = new Map<string, GoToken | undefined>()
+const MAX_DECODED = 256
+const MAX_KEPT_TOKEN = 4096
+
 /** Decodes an import's activation token as jwt's DecodeActivationClaims would; undefined when Go could not. */
 export function decodeActivation(token: string): GoToken | undefined {
+  if (decoded.has(token)) return decoded.get(token)
+  let result: GoToken | undefined
   try {
     const t = decodeGoToken(token, 'activation')
-    return t.kind === 'activation' ? t : undefined
+    result = t.kind === 'activation' ? t : undefined
   } catch (e) {
-    if (e instanceof AppError) return undefined
-    throw e
+    if (!(e instanceof AppError)) throw e
   }
+  if (token.length > MAX_KEPT_TOKEN) return result
+  if (decoded.size >= MAX_DECODED) decoded.delete(decoded.keys().next().value!)
+  decoded.set(token, result)
+  return result
 }
 
 /** The token checks jwt makes within the importer's validation (no time checks, no exporter needed). */
