@@ -75,8 +75,10 @@ const isTime = (v: unknown) => v === undefined || (typeof v === 'number' && Numb
 /**
  * Decodes a NATS JWT and checks its shape and signature, not what it grants: size, three segments, header,
  * standard claim types, an issuer that is a public nkey, and an Ed25519 signature by that issuer.
+ * The header `alg` picks what the signature covers (v1: the payload, v2: header and payload) unless
+ * `claimVersion` is given: nats-io/jwt decides by the claims' own version instead, whatever the header says.
  */
-export function decodeJwt<N = Record<string, unknown>>(token: string): DecodedJwt<N> {
+export function decodeJwt<N = Record<string, unknown>>(token: string, opts: { claimVersion?: 1 | 2 } = {}): DecodedJwt<N> {
   const size = Buffer.byteLength(token)
   if (size > MAX_JWT_BYTES) throw errors.jwtTooLarge(size, MAX_JWT_BYTES)
   const parts = token.split('.')
@@ -99,7 +101,8 @@ export function decodeJwt<N = Record<string, unknown>>(token: string): DecodedJw
     throw errors.jwtMalformed('nats claims are missing')
   }
   if (!SEGMENT.test(s)) throw errors.jwtMalformed('signature is not base64url')
-  const signed = alg === JwtAlgorithm.v2 ? `${h}.${p}` : p
+  const v2 = opts.claimVersion === undefined ? alg === JwtAlgorithm.v2 : opts.claimVersion === 2
+  const signed = v2 ? `${h}.${p}` : p
   if (!takeVerified(claims.iss, signed, s) && !verifyNkeySignature(claims.iss, Buffer.from(signed, 'ascii'), Buffer.from(s, 'base64url'))) {
     throw errors.jwtBadSignature()
   }

@@ -11,7 +11,16 @@ export const SignerHeader = {
   account: 'Mesh-Account',
   /** The `iat` of the stored version, so a re-signed JWT gets a strictly greater one. */
   storedIat: 'Mesh-Stored-Iat',
+  /** `json`: the body is a ValidateEnvelope rather than the bare JWT. */
+  envelope: 'Mesh-Envelope',
 } as const
+
+/** The validate request's body when it carries more than the JWT. */
+export interface ValidateEnvelope {
+  jwt: string
+  /** Stored JWTs of the accounts the JWT imports from with a token, by account id (see validateAccount). */
+  exporters: Record<string, string>
+}
 
 /** The signer's answer to a valid account JWT. */
 export interface AccountVerdict {
@@ -74,16 +83,26 @@ async function ask<T>(nc: NatsConnection, subject: string, body: string, h?: Rec
   return reply.json<T>()
 }
 
-/** Asks the signer to validate (and, for a managed account, sign) an account JWT. Throws its AppError. */
+/**
+ * Asks the signer to validate (and, for a managed account, sign) an account JWT. Throws its AppError.
+ * `exporters` are the stored JWTs of accounts it imports from with activation tokens: the signer checks
+ * those tokens against them (issuer, export, revocations); an exporter left out is simply not checked.
+ */
 export function validateAccount(
   nc: NatsConnection,
   jwt: string,
-  opts: { account?: string; storedIat?: number } = {},
+  opts: { account?: string; storedIat?: number; exporters?: Record<string, string> } = {},
 ): Promise<AccountVerdict> {
   const h: Record<string, string> = {}
   if (opts.account !== undefined) h[SignerHeader.account] = opts.account
   if (opts.storedIat !== undefined) h[SignerHeader.storedIat] = String(opts.storedIat)
-  return ask<AccountVerdict>(nc, subjects.signerValidate, jwt, h)
+  // The common case stays a bare JWT; the envelope is used only when there are exporters to check against.
+  if (opts.exporters === undefined || Object.keys(opts.exporters).length === 0) {
+    return ask<AccountVerdict>(nc, subjects.signerValidate, jwt, h)
+  }
+  h[SignerHeader.envelope] = 'json'
+  const body: ValidateEnvelope = { jwt, exporters: opts.exporters }
+  return ask<AccountVerdict>(nc, subjects.signerValidate, JSON.stringify(body), h)
 }
 
 /** Asks the signer to validate an operator-signed delete request. Throws its AppError. */

@@ -232,7 +232,14 @@ t.test('hostile input on every endpoint: always a reply, never a crash, the stor
     { name: 'alg none', body: () => rawJwt({ typ: 'JWT', alg: 'none' }, { sub: K, iss: fx.op.signingKp.getPublicKey(), nats: { type: 'account', version: 2 } }) },
     { name: 'alg HS256', body: () => signClaims({ sub: K, nats: { type: 'account', version: 2 } }, fx.op.signingKp, { typ: 'JWT', alg: 'HS256' }) },
     { name: 'alg RS256', body: () => signClaims({ sub: K, nats: { type: 'account', version: 2 } }, fx.op.signingKp, { typ: 'JWT', alg: 'RS256' }) },
-    { name: 'v1 alg (ed25519)', body: () => signClaims({ sub: K, nats: { type: 'account', version: 2 } }, fx.op.signingKp, { typ: 'JWT', alg: 'ed25519' }) },
+    // jwt picks what the signature covers by the claims' version, not the header: v2 claims signed the v1 way fail
+    {
+      name: 'v2 claims signed over the payload only (alg ed25519)',
+      body: () => {
+        const payload = { sub: K, iat: now(), iss: fx.op.signingKp.getPublicKey(), nats: { type: 'account', version: 2 } }
+        return rawJwt({ typ: 'JWT', alg: 'ed25519' }, payload, undefined, sign(fx.op.signingKp, b64(payload)))
+      },
+    },
     { name: 'typ JWS', body: () => signClaims({ sub: K, nats: { type: 'account', version: 2 } }, fx.op.signingKp, { typ: 'JWS', alg: 'ed25519-nkey' }) },
     { name: 'signature of another token', body: () => `${knownJwt.split('.').slice(0, 2).join('.')}.${accountJwt(untrustedOp, K).split('.')[2]}` },
     { name: 'over the size limit', body: () => 'x'.repeat(MAX_JWT_BYTES + 1) },

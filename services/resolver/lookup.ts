@@ -1,7 +1,8 @@
 import { isAccountKey, isExpired, subjects, type MeshService } from '../../shared/index.ts'
 import type { ServiceMsg } from '@nats-io/services'
-import type { AccountStore } from './account-store.ts'
+import type { AccountStore, StoredAccount } from './account-store.ts'
 import type { ServerCount } from './server-count.ts'
+import type { Servability } from './servable.ts'
 
 const NOT_FOUND = new Uint8Array()
 
@@ -18,16 +19,19 @@ function notFound(msg: ServiceMsg, servers: ServerCount): Uint8Array {
   return NOT_FOUND
 }
 
+const usable = (id: string, acc: StoredAccount, check?: Servability) => (check ? check.servable(id, acc) : !isExpired(acc))
+
 /**
  * `$SYS.REQ.ACCOUNT.<id>.CLAIMS.LOOKUP`: the raw JWT, or an empty payload so the server refuses the client at
  * once instead of after its fetch timeout. Never headers, never JSON: servers store what we send as the JWT
- * (protocol.md §3.1). An expired JWT is not served, since a server would only refuse it after storing it.
+ * (protocol.md §3.1). A JWT the server would refuse after storing it (expired; untrusted, for another id or
+ * refused by today's rules: see servable.ts) is not served.
  *
  * Answered synchronously, so the replies to a burst of requests leave in one socket write: an account in
  * the store's memory needs no nkey check (only stored accounts get there); any other id is checked before
  * the store reads it from LevelDB (see AccountStore.readNow).
  */
-export function addLookupEndpoint(service: MeshService, store: AccountStore, servers: ServerCount): void {
+export function addLookupEndpoint(service: MeshService, store: AccountStore, servers: ServerCount, servability?: Servability): void {
   service.endpoint({
     name: 'lookup',
     subject: subjects.lookup(),
@@ -36,11 +40,11 @@ export function addLookupEndpoint(service: MeshService, store: AccountStore, ser
     handle(msg) {
       const id = msg.subject.slice(PREFIX.length, msg.subject.length - SUFFIX.length)
       const hit = store.cached(id)
-      if (hit !== undefined && !isExpired(hit)) return hit.jwt
+      if (hit !== undefined && usable(id, hit, servability)) return hit.jwt
       // nats-server fetches only account keys: anything else comes from a client, and one reply does
       if (hit === undefined && !isAccountKey(id)) return NOT_FOUND
       const acc = hit ?? store.readNow(id)
-      return acc === undefined || isExpired(acc) ? notFound(msg, servers) : acc.jwt
+      return acc === undefined || !usable(id, acc, servability) ? notFound(msg, servers) : acc.jwt
     },
   })
 }

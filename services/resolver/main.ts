@@ -16,6 +16,7 @@ import { ServerCount } from './server-count.ts'
 import { Takeover } from './takeover.ts'
 import { storeSystemAccount } from './system-account.ts'
 import { addUpdateEndpoints } from './update.ts'
+import { Servability } from './servable.ts'
 
 startup('resolver', async () => {
   const config = loadResolverConfig(process.env)
@@ -44,8 +45,9 @@ startup('resolver', async () => {
   await replication.start()
   const servers = new ServerCount(nc, log.child({ part: 'server-count' }))
   servers.start()
-  addLookupEndpoint(service, store, servers)
-  addResolverHealth(service, nc, store)
+  const servability = new Servability(config.trust)
+  addLookupEndpoint(service, store, servers, servability)
+  addResolverHealth(service, nc, store, servability)
   const replies = new ClaimReplies(service.id)
   addUpdateEndpoints(service, { nc, store, delivery, replies })
   addListEndpoint(service, store, replies)
@@ -55,5 +57,6 @@ startup('resolver', async () => {
   addGetEndpoint(service, store)
   addActivationEndpoints(service, nc, store)
   await delivery.resume()
+  servability.startSweeping(store, nc, log.child({ part: 'sweep' }))
   await runUntilStopped({ log, service, nc, settle: [() => delivery.settle()], closers: [() => store.close(), async () => delivery.close(), () => replication.stop(), async () => takeover.stop(), async () => servers.stop()] })
 })

@@ -14,6 +14,7 @@ import type { ServiceMsg } from '@nats-io/services'
 import type { AccountStore } from './account-store.ts'
 import type { ClaimReplies } from './claim-reply.ts'
 import type { Delivery } from './delivery.ts'
+import { exportersFor } from './exporters.ts'
 
 /**
  * Refusals of a validly signed account JWT. Servers hear every push too, store such a JWT on their own and
@@ -26,6 +27,7 @@ const SERVERS_MAY_HAVE_STORED = new Set<string>([
   'JWT_NOT_YET_VALID',
   'SELF_SIGNED_REFUSED',
   'POLICY_VIOLATION',
+  'ACTIVATION_INVALID',
 ])
 
 const WHAT = 'jwt update resulted in error'
@@ -59,7 +61,8 @@ async function applyUpdate(deps: UpdateDeps, msg: ServiceMsg, log: Logger): Prom
   const stored = id === undefined ? undefined : await deps.store.get(id)
   // Our own broadcasts come back on the per-account subject: answer them without a signer round trip.
   if (stored !== undefined && stored.jwt === token) return deps.replies.ok('jwt already current', stored.id)
-  const verdict = await validateAccount(deps.nc, token, { account: subjectAccount, storedIat: stored?.iat })
+  const exporters = await exportersFor(deps.store, token, deps.nc)
+  const verdict = await validateAccount(deps.nc, token, { account: subjectAccount, storedIat: stored?.iat, exporters })
   const result = await deps.store.save(verdict.id, verdict.jwt ?? token, { via: msg.subject })
   if (result.outcome === 'current') {
     log.debug({ account: verdict.id }, 'jwt already current')

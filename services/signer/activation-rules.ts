@@ -8,7 +8,9 @@ import {
   nowSeconds,
   type ActivationVerdict,
 } from '../../shared/index.ts'
-import { isValidSubject, subjectContains } from './account-rules.ts'
+import { isContainedIn, subjectProblems } from './rules/subjects.ts'
+
+const isValidSubject = (s: unknown): s is string => typeof s === 'string' && subjectProblems(s).length === 0
 
 interface ActivationNats {
   type?: unknown
@@ -65,7 +67,7 @@ export function validateActivationToken(token: string, exporterJwt: string, now 
 
   const subject = n.subject
   const exports = Array.isArray(exp.nats.exports) ? exp.nats.exports.filter(isObject) : []
-  const match = exports.find((e) => e.type === n.kind && isValidSubject(e.subject) && subjectContains(e.subject, subject))
+  const match = exports.find((e) => e.type === n.kind && isValidSubject(e.subject) && isContainedIn(subject, e.subject))
   if (match === undefined) throw errors.activationInvalid(`${exporter} has no ${n.kind} export containing ${subject}`)
   const revoked = isObject(match.revocations) ? [match.revocations[claims.sub], match.revocations['*']] : []
   if (revoked.some((at) => typeof at === 'number' && at >= claims.iat)) {

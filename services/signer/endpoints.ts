@@ -8,6 +8,7 @@ import {
   type AccountVerdict,
   type DeleteVerdict,
   type MeshService,
+  type ValidateEnvelope,
   type NatsConnection,
   verifyJwtAhead,
 } from '../../shared/index.ts'
@@ -34,6 +35,24 @@ function tokenOf(msg: ServiceMsg): string {
   return msg.string()
 }
 
+/** The JWT to validate and the exporters' stored JWTs, from a bare or an enveloped request. */
+function validateRequestOf(msg: ServiceMsg): { token: string; exporters: Record<string, string> } {
+  const token = tokenOf(msg)
+  if (msg.headers?.get(SignerHeader.envelope) !== 'json') return { token, exporters: {} }
+  let body: unknown
+  try {
+    body = JSON.parse(token)
+  } catch {
+    throw errors.requestInvalid('envelope is not JSON')
+  }
+  const { jwt, exporters } = (typeof body === 'object' && body !== null ? body : {}) as Partial<ValidateEnvelope>
+  const valid =
+    typeof jwt === 'string' && jwt !== '' && typeof exporters === 'object' && exporters !== null && !Array.isArray(exporters) &&
+    Object.values(exporters).every((v) => typeof v === 'string')
+  if (!valid) throw errors.requestInvalid('envelope must be {"jwt": string, "exporters": {id: string}}')
+  return { token: jwt, exporters }
+}
+
 export function addSignerEndpoints(service: MeshService, config: SignerConfig, nc: NatsConnection): void {
   service.endpoint({
     name: 'validate',
@@ -42,11 +61,11 @@ export function addSignerEndpoints(service: MeshService, config: SignerConfig, n
     async handle(msg, log) {
       const account = msg.headers?.get(SignerHeader.account) || undefined
       const storedIat = storedIatOf(msg)
-      const token = tokenOf(msg)
+      const { token, exporters } = validateRequestOf(msg)
       // The signature is checked on the thread pool, not on the event loop the other requests wait on.
       await verifyJwtAhead(token)
       const now = nowSeconds()
-      const v = validateAccountJwt(token, config.trust, { account, now })
+      const v = validateAccountJwt(token, config.trust, { account, now, exporters })
       const verdict: AccountVerdict = { id: v.id, iat: v.claims.iat, exp: v.claims.exp ?? 0 }
       if (v.selfSigned) {
         if (config.signingKey === undefined) throw errors.selfSignedRefused()

@@ -1,6 +1,7 @@
 import type { KeyPair } from '@nats-io/nkeys'
 import { errors, nowSeconds, signJwt, type Claims, type EnvReader } from '../../shared/index.ts'
-import { hasWildcard, isValidSubject, limitIssues } from './account-rules.ts'
+import { accountLimitIssues, type GoAccount } from './account-rules.ts'
+import { hasWildcards } from './rules/subjects.ts'
 
 /**
  * What a managed (self-signed) account may have once the operator signs it. Caps are upper bounds on the
@@ -73,7 +74,7 @@ export function signManagedAccount(
   if (claims.iss !== claims.sub) throw new TypeError('signManagedAccount expects a self-signed account claim')
   const limits = managedLimits(claims.nats, policy)
   const nats = { ...claims.nats, limits, type: 'account', version: 2 }
-  const issues = limitIssues(nats)
+  const issues = accountLimitIssues(nats as GoAccount)
   if (issues.length > 0) throw errors.contentInvalid(issues)
   const signed: Omit<Claims<typeof nats>, 'iss' | 'jti'> = {
     sub: claims.sub,
@@ -95,7 +96,7 @@ export function signManagedAccount(
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 const count = (v: unknown) => (Array.isArray(v) ? v.length : 0)
 const hasWildcardExport = (exports: unknown) =>
-  Array.isArray(exports) && exports.some((e) => isObject(e) && isValidSubject(e.subject) && hasWildcard(e.subject))
+  Array.isArray(exports) && exports.some((e) => isObject(e) && typeof e.subject === 'string' && hasWildcards(e.subject))
 
 /**
  * The limits the operator will sign: the known fields only (an unknown one might loosen something in a
