@@ -24,6 +24,8 @@ export interface ResolverConfig {
   syncIntervalSeconds: number
   /** How long a change a peer accepted may stay undelivered before this instance delivers it. */
   takeoverSeconds: number
+  /** Between periodic reconciliation passes (servers against the store); 0 = no periodic pass. */
+  reconcileSeconds: number
 }
 
 /** SYSTEM_ACCOUNT_JWT must be a validly signed account JWT, and the operator's system account if we know it. */
@@ -54,6 +56,7 @@ export function loadResolverConfig(env: Env): ResolverConfig {
     cacheSize: r.integer('RESOLVER_CACHE_SIZE', 100_000, 0, 100_000_000),
     syncIntervalSeconds: r.integer('RESOLVER_SYNC_SECONDS', 30, 1, 86_400),
     takeoverSeconds: r.integer('RESOLVER_TAKEOVER_SECONDS', 15, 1, 86_400),
+    reconcileSeconds: r.integer('RESOLVER_RECONCILE_SECONDS', 300, 0, 86_400),
   }
   config.systemAccountJwt = readSystemAccountJwt(r, config.trust)
   r.assertValid()

@@ -11,6 +11,7 @@ import { addListEndpoint } from './list.ts'
 import { addResolverHealth } from './health.ts'
 import { addLookupEndpoint } from './lookup.ts'
 import { addPackEndpoint } from './pack.ts'
+import { Reconciler } from './reconcile.ts'
 import { Replication } from './replication.ts'
 import { Takeover } from './takeover.ts'
 import { storeSystemAccount } from './system-account.ts'
@@ -42,15 +43,18 @@ startup('resolver', async () => {
   takeover.start()
   await replication.start()
   addLookupEndpoint(service, store)
-  addResolverHealth(service, nc, store)
+  const reconciler = new Reconciler({ nc, store, delivery, log: log.child({ part: 'reconcile' }), intervalMs: config.reconcileSeconds * 1000 })
+  addResolverHealth(service, nc, store, () => ({ reconcile: reconciler.health() }))
   const replies = new ClaimReplies(service.id)
-  addUpdateEndpoints(service, { nc, store, delivery, replies })
+  addUpdateEndpoints(service, { nc, store, delivery, replies, reconciler })
   addListEndpoint(service, store, replies)
   addDeleteEndpoint(service, { nc, store, delivery, replies })
   addPackEndpoint(service, nc, store, replies)
   addHistoryEndpoint(service, store)
   addGetEndpoint(service, store)
   addActivationEndpoints(service, nc, store)
+  reconciler.addEndpoint(service)
   await delivery.resume()
-  await runUntilStopped({ log, service, nc, settle: [() => delivery.settle()], closers: [() => store.close(), async () => delivery.close(), () => replication.stop(), async () => takeover.stop()] })
+  reconciler.start()
+  await runUntilStopped({ log, service, nc, settle: [() => reconciler.stop(), () => delivery.settle()], closers: [() => store.close(), async () => delivery.close(), () => replication.stop(), async () => takeover.stop()] })
 })
