@@ -140,6 +140,11 @@ t.test('reconciliation on a 3-node cache cluster', async (t) => {
     for (const jwt of [v1, o2, g1]) t.equal((await nscPush(jwt)).ours.data?.code, 200)
     for (const a of [newer, older, gone]) await loadEverywhere(a.user)
     await gather(sys, subjects.claimsDelete, deleteRequest([gone.id]), 4, 2000)
+    // Delivered before the stop: otherwise the restarted resolver delivers it again, and no pass is needed.
+    await waitFor(() => resolver.logs.some((l) => l.msg === 'change delivered' && l.account === gone.id && l.kind === 'deleted'), {
+      ms: 15_000,
+      what: 'the deletion delivered',
+    })
 
     t.equal(await resolver.stop(), 0, 'resolver stopped')
     const v2 = newer.version({ limits: { ...UNLIMITED, subs: 1000 } })
