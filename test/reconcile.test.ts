@@ -157,7 +157,12 @@ t.test('reconciliation on a 3-node cache cluster', async (t) => {
 
     await restartResolver()
     const pass = await startPass(resolver, 'start')
-    t.match(pass, { adopted: 1, reverted: 1, redeleted: 1 }, 'the pass after the restart repaired all three')
+    t.match(pass, { adopted: 1, reverted: 1 }, 'the pass after the restart adopted the newer and reverted the older')
+    // On 2.9.10 a server that looked X up (subtest 1) keeps an empty file for it, which LIST shows: sent again too.
+    t.ok(
+      resolver.logs.some((l) => l.msg === 'reconcile: sending the stored deletion again' && l.account === gone.id),
+      'and sent the deleted account its deletion again',
+    )
     t.equal(await lookup(newer.id), v2, 'the newer version is stored and served')
     t.equal(await lookup(older.id), o2, 'the stored version is kept')
     await waitFor(async () => [...(await appliedJwts(sys, older.id, 3)).values()].every((j) => j === o2), { what: 'servers back on o2' })
