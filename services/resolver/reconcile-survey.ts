@@ -59,7 +59,9 @@ export class ServerSurvey {
   /** Every server answering `SERVER.PING`; the first reply says how many to wait for. */
   async servers(): Promise<ServerRef[]> {
     const out = new Map<string, ServerRef>()
-    for (const r of await this.ask(subjects.serverPing, '', Number.MAX_SAFE_INTEGER, (r) => Number(r.statsz?.active_servers ?? 0))) {
+    // The first reply says how many servers there are (statsz.active_servers).
+    const all = (got: ServerReply[]) => got.length >= (Number(got[0]?.statsz?.active_servers) || Number.POSITIVE_INFINITY)
+    for (const r of await this.ask(subjects.serverPing, '', all)) {
       if (isServerId(r.server?.id)) out.set(r.server.id, { id: r.server.id, name: String(r.server.name ?? '') })
     }
     return [...out.values()].sort((a, b) => a.name.localeCompare(b.name))
@@ -67,10 +69,10 @@ export class ServerSurvey {
 
   /** What each server has loaded and keeps on disk. A server that does not answer has an empty inventory. */
   async inventories(servers: ServerRef[]): Promise<Inventory[]> {
-    // Our resolver answers LIST too: one more reply to wait for.
     const [accountz, lists] = await Promise.all([
-      this.ask(subjects.accountz, '{}', servers.length),
-      this.ask(subjects.claimsList, '', servers.length + 1),
+      this.ask(subjects.accountz, '{}', everyOne(servers)),
+      // Resolver instances answer LIST too; their replies carry no server id and are left out.
+      this.ask(subjects.claimsList, '', everyOne(servers)),
     ])
     const ids = (v: unknown) => new Set(Array.isArray(v) ? v.filter(isAccountKey) : [])
     const byId = (replies: ServerReply[], pick: (r: ServerReply) => unknown) =>
@@ -84,7 +86,7 @@ export class ServerSurvey {
   /** What each server holds of `id`: its loaded JWT (ACCOUNTZ) and whether it keeps a file (from `inv`). */
   async held(id: string, inv: Inventory[]): Promise<HeldOnServer[]> {
     const loadedSomewhere = inv.some((i) => i.loaded.has(id))
-    const replies = loadedSomewhere ? await this.ask(subjects.accountz, JSON.stringify({ account: id }), inv.length) : []
+    const replies = loadedSomewhere ? await this.ask(subjects.accountz, JSON.stringify({ account: id }), everyOne(inv.map((i) => i.server))) : []
     const detail = new Map(replies.filter((r) => isServerId(r.server?.id)).map((r) => [r.server!.id as string, r.data?.account_detail]))
     return inv.map(({ server, files }) => {
       const d = detail.get(server.id)
@@ -93,15 +95,11 @@ export class ServerSurvey {
     })
   }
 
-  /**
-   * Publishes with a reply subject of our mux and gathers replies until `expect` arrived (or `expectFrom`,
-   * read from the first reply, says how many) or the reply window closes.
-   */
-  private ask(subject: string, body: string, expect: number, expectFrom?: (r: ServerReply) => number): Promise<ServerReply[]> {
+  /** Publishes with a reply subject of our mux and gathers replies until `enough` says so or the reply window closes. */
+  private ask(subject: string, body: string, enough: (got: ServerReply[]) => boolean): Promise<ServerReply[]> {
     const token = String(++this.next)
     return new Promise((resolve) => {
       const got: ServerReply[] = []
-      let want = expect
       const done = () => {
         clearTimeout(timer)
         this.waiting.delete(token)
@@ -111,12 +109,19 @@ export class ServerSurvey {
       this.waiting.set(token, (m) => {
         const r = parse(m)
         if (r === undefined) return
-        if (got.length === 0 && expectFrom !== undefined) want = expectFrom(r) || want
         got.push(r)
-        if (got.length >= want) done()
+        if (enough(got)) done()
       })
       this.nc.publish(subject, body, { reply: `${this.prefix}.${token}` })
     })
+  }
+}
+
+/** Enough once every one of `servers` has replied. */
+function everyOne(servers: ServerRef[]): (got: ServerReply[]) => boolean {
+  return (got) => {
+    const seen = new Set(got.map((r) => r.server?.id))
+    return servers.every((s) => seen.has(s.id))
   }
 }
 
