@@ -1,11 +1,8 @@
 import {
-  AppError,
-  ErrorCode,
   errors,
   isAccountKey,
   peekClaims,
   subjects,
-  validateAccount,
   type Logger,
   type MeshService,
   type NatsConnection,
@@ -14,7 +11,8 @@ import {
 } from '../../shared/index.ts'
 import type { AccountStore } from './account-store.ts'
 import type { Delivery } from './delivery.ts'
-import { planAccount, type AccountPlan, type Fallback, type StoreSide } from './reconcile-rule.ts'
+import { repairAccount, type Outcome } from './reconcile-repair.ts'
+import { planAccount, type AccountPlan, type StoreSide } from './reconcile-rule.ts'
 import { ServerSurvey, type Inventory } from './reconcile-survey.ts'
 
 /** Accounts compared at once: each costs one ACCOUNTZ fan-out and, to repair, a signer call. */
@@ -24,8 +22,6 @@ const SIGNER_PROBE_MS = 2000
 /** Pushes kept for the signer's return; beyond this the periodic pass still finds what servers applied. */
 const MAX_DEFERRED = 10_000
 const LISTED_PER_SERVER = 20
-
-type Outcome = 'adopted' | 'reverted' | 'redeleted' | 'pending' | 'unrepairable' | 'failed' | 'none'
 
 export interface ReconcilerDeps {
   nc: NatsConnection
@@ -231,52 +227,8 @@ export class Reconciler {
   }
 
   private async repair(id: string, side: StoreSide, plan: AccountPlan): Promise<Outcome> {
-    const log = this.deps.log.child({ account: id, drifting: plan.drifting })
-    try {
-      if (plan.action === 'none') return 'none'
-      if (plan.action !== 'adopt') return await this.fallBack(id, plan.action, log)
-      return await this.adopt(id, side, plan, log)
-    } catch (err) {
-      log.error({ err }, 'reconciliation could not repair the account')
-      return 'failed'
-    }
-  }
-
-  /** Stores a version servers hold if the signer finds it valid and it is newer; otherwise falls back. */
-  private async adopt(id: string, side: StoreSide, plan: AccountPlan, log: Logger): Promise<Outcome> {
-    const candidate = plan.candidate!
-    try {
-      const verdict = await validateAccount(this.deps.nc, candidate, { account: id, storedIat: side.kind === 'stored' ? side.iat : undefined })
-      const result = await this.deps.store.save(verdict.id, verdict.jwt ?? candidate, { via: 'reconcile' })
-      if (result.outcome === 'current') return 'none'
-      this.deps.delivery.accepted(result.change)
-      log.info({ seq: result.change.seq }, 'reconcile: adopted the newer valid version servers hold')
-      return 'adopted'
-    } catch (e) {
-      if (!(e instanceof AppError)) throw e
-      if (e.code === ErrorCode.VALIDATION_UNAVAILABLE) {
-        this.watchSigner()
-        log.warn('reconcile: no signer to judge the version servers hold; will retry')
-        return 'pending'
-      }
-      log.info({ refused: e.code }, 'reconcile: servers hold a version the store refuses')
-      return this.fallBack(id, plan.fallback, log)
-    }
-  }
-
-  private async fallBack(id: string, action: Fallback, log: Logger): Promise<Outcome> {
-    if (action === 'unrepairable') {
-      log.warn('reconcile: servers hold an account the store never held and the signer refuses; only the operator can delete it')
-      return 'unrepairable'
-    }
-    // The store may have changed since the plan: send whatever it holds now, version or deletion.
-    const restored = await this.deps.store.restore(id)
-    const change = restored ?? (await this.deps.store.restoreDeletion(id))
-    if (change === undefined) return 'none'
-    this.deps.delivery.accepted(change)
-    const outcome = change.kind === 'deleted' ? 'redeleted' : 'reverted'
-    log.info({ seq: change.seq }, outcome === 'redeleted' ? 'reconcile: sending the stored deletion again' : 'reconcile: sending the stored version again')
-    return outcome
+    const { nc, store, delivery, log } = this.deps
+    return repairAccount({ nc, store, delivery, log: log.child({ account: id, drifting: plan.drifting }), signerMissing: () => this.watchSigner() }, id, side, plan)
   }
 
   private record(r: ReconcileReport): void {
