@@ -89,7 +89,7 @@ t.test('reconciliation on a 3-node cache cluster', async (t) => {
   /** The same while the resolver is down: only the servers answer. */
   const nscPushNoResolver = async (jwt: string) =>
     (await gather(sys, subjects.claimsUpdate, jwt, 3, 2000)).map((m) => m.json<{ data?: { code: number } }>())
-  const loadEverywhere = async (user: UserIdentity) => {
+  const loadEverywhere = async (t: Test, user: UserIdentity) => {
     for (const s of servers) t.ok(await admitted(t, s, user), `${user.name} connects on ${s.name}`)
   }
   const lookup = async (id: string) => (await sys.request(subjects.lookup(id), '', { timeout: 2000 })).string()
@@ -108,7 +108,7 @@ t.test('reconciliation on a 3-node cache cluster', async (t) => {
     const x = await account('X')
     const old = x.version()
     t.equal((await nscPush(old)).ours.data?.code, 200)
-    await loadEverywhere(x.user)
+    await loadEverywhere(t, x.user)
     const del = await gather(sys, subjects.claimsDelete, deleteRequest([x.id]), 4, 2000)
     t.equal(del.length, 4, 'three servers and the resolver answered the delete')
     await waitFor(async () => !(await admitted(t, servers[0]!, x.user)), { what: 'the deleted account refused' })
@@ -138,7 +138,7 @@ t.test('reconciliation on a 3-node cache cluster', async (t) => {
     const o2 = older.version()
     const g1 = gone.version()
     for (const jwt of [v1, o2, g1]) t.equal((await nscPush(jwt)).ours.data?.code, 200)
-    for (const a of [newer, older, gone]) await loadEverywhere(a.user)
+    for (const a of [newer, older, gone]) await loadEverywhere(t, a.user)
     await gather(sys, subjects.claimsDelete, deleteRequest([gone.id]), 4, 2000)
     // Delivered before the stop: otherwise the restarted resolver delivers it again, and no pass is needed.
     await waitFor(() => resolver.logs.some((l) => l.msg === 'change delivered' && l.account === gone.id && l.kind === 'deleted'), {
@@ -180,7 +180,7 @@ t.test('reconciliation on a 3-node cache cluster', async (t) => {
   await t.test('a revocation pushed while the signer was down is in force on a server started after it returns', async (t) => {
     const r = await account('REVOKE')
     t.equal((await nscPush(r.version())).ours.data?.code, 200)
-    await loadEverywhere(r.user)
+    await loadEverywhere(t, r.user)
     const userIat = Number(JSON.parse(Buffer.from(r.user.jwt.split('.')[1]!, 'base64url').toString()).iat)
     const revoked = r.version({ revocations: { [r.user.kp.getPublicKey()]: userIat } })
 
@@ -204,7 +204,7 @@ t.test('reconciliation on a 3-node cache cluster', async (t) => {
   await t.test('on demand: a dry run reports drift per server, a pass repairs it', async (t) => {
     const d = await account('DRIFT')
     t.equal((await nscPush(d.version())).ours.data?.code, 200)
-    await loadEverywhere(d.user)
+    await loadEverywhere(t, d.user)
     // The legacy subject reaches every server but not the resolver: servers drift from the store.
     const newer = d.version({ limits: { ...UNLIMITED, conn: 50 } })
     sys.publish(subjects.legacyAccountUpdate(d.id), newer)
