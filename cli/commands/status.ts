@@ -28,7 +28,7 @@ interface Status {
   accounts: { total: number | undefined; shown: AccountStatus[]; error?: string }
   /** What each server holds that the store does not (a dry-run reconciliation pass over every loaded account). */
   drift: ReconcileReport | { error: string }
-  /** Why the exit code is 1: a mesh service missing or unhealthy, no nats-server answering. */
+  /** Why the exit code is 1: a mesh service missing or unhealthy, no nats-server answering, a server drifting. */
   problems: string[]
 }
 
