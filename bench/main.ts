@@ -9,6 +9,7 @@ import { runLookups, startLookupSystems } from './lookup.ts'
 import { describeMachine } from './machine.ts'
 import { runMillion } from './million.ts'
 import { runPushEnforcement } from './push-enforce.ts'
+import { runReconcile } from './reconcile.ts'
 import { evaluateTargets, renderMarkdown, type Results } from './report.ts'
 import { withScope } from './scope.ts'
 
@@ -18,7 +19,9 @@ type Scenario = (typeof SCENARIOS)[number]
 const USAGE = `npm run bench [-- options]
   (default)          LOOKUP (10k hot), first connect, push to disconnect, bulk import: a few minutes
   --million          only the 1M-account cases (cold LOOKUP, ready time, RSS, store size); also BENCH_MILLION=1
-  --accounts N       accounts for --million (default 1000000)
+  --accounts N       accounts for --million (default 1000000) or --reconcile (default 10000)
+  --reconcile        only one reconciliation pass over 10k accounts loaded on 3 cache servers (slow setup:
+                     a user connects once per account per server); also BENCH_RECONCILE=1
   --only a,b         run only these of: ${SCENARIOS.join(', ')}
   --rounds N         alternated rounds per comparison (default 5 for LOOKUP, 3 for import, 2 for --million)
   --quick            shorter windows, for trying the harness
@@ -27,6 +30,7 @@ Results: bench/results/<default|million|partial>.{json,md}; the Markdown table i
 const { values } = parseArgs({
   options: {
     million: { type: 'boolean', default: process.env.BENCH_MILLION === '1' },
+    reconcile: { type: 'boolean', default: process.env.BENCH_RECONCILE === '1' },
     accounts: { type: 'string' },
     only: { type: 'string' },
     rounds: { type: 'string' },
@@ -42,12 +46,13 @@ if (values.help) {
 const log = (s: string) => process.stderr.write(`${s}\n`)
 const only = values.only?.split(',').map((s) => s.trim()) as Scenario[] | undefined
 for (const s of only ?? []) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}; one of ${SCENARIOS.join(', ')}`)
-const wanted = (s: Scenario) => !values.million && (only === undefined || only.includes(s))
+const wanted = (s: Scenario) => !values.million && !values.reconcile && (only === undefined || only.includes(s))
 const rounds = values.rounds === undefined ? undefined : Number(values.rounds)
 const window = values.quick ? { warmupMs: 200, durationMs: 700 } : { warmupMs: 500, durationMs: 2000 }
 const options = {
   million: values.million,
-  accounts: values.million ? Number(values.accounts ?? 1_000_000) : 10_000,
+  accounts: values.million ? Number(values.accounts ?? 1_000_000) : values.reconcile ? Number(values.accounts ?? 10_000) : 10_000,
+  reconcile: values.reconcile,
   only: only ?? null,
   lookupRounds: rounds ?? 5,
   importRounds: rounds ?? 3,
@@ -90,6 +95,10 @@ await withScope(async (scope) => {
     log(`bulk import of 10k accounts, ${options.importInFlight} in flight`)
     results.bulkImport = await runImports(fx, accounts!, { rounds: options.importRounds, inFlight: options.importInFlight, log })
   }
+  if (values.reconcile) {
+    log(`reconciliation pass, ${options.accounts} accounts on 3 servers`)
+    results.reconcile = await withScope((s) => runReconcile(s, fx, { count: options.accounts, rounds: rounds ?? 3, log }))
+  }
   if (values.million) {
     log(`${options.accounts} accounts`)
     results.million = await withScope((s) =>
@@ -101,7 +110,7 @@ await withScope(async (scope) => {
 results.machine.loadEnd = loadavg()[0]
 results.seconds = (performance.now() - started) / 1000
 results.targets = evaluateTargets(results)
-const name = values.million ? 'million' : only === undefined ? 'default' : 'partial'
+const name = values.million ? 'million' : values.reconcile ? 'reconcile' : only === undefined ? 'default' : 'partial'
 const dir = join(import.meta.dirname, 'results')
 await mkdir(dir, { recursive: true })
 const md = renderMarkdown(results)

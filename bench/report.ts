@@ -1,3 +1,4 @@
+import type { ReconcileBench } from './reconcile.ts'
 import type { ImportRun } from './bulk-import.ts'
 import type { EnforceCase } from './push-enforce.ts'
 import type { FirstConnectCase } from './first-connect.ts'
@@ -15,6 +16,7 @@ export interface Results {
   pushEnforce?: EnforceCase[]
   bulkImport?: ImportRun[]
   million?: MillionResult
+  reconcile?: ReconcileBench
   targets?: TargetResult[]
 }
 
@@ -222,6 +224,14 @@ export function renderMarkdown(r: Results): string {
     L.push('', `Throughput is the median of the rounds; latencies pool every round. Empty or missing replies: ${errors}.`, '')
   }
   if (r.lookupHot) lookupTable('LOOKUP, 10k stored accounts, random ids (hot)', r.lookupHot)
+  if (r.reconcile) {
+    const c = r.reconcile
+    L.push(`**One reconciliation pass, ${c.accounts} accounts loaded on each of ${c.servers} cache servers**`, '')
+    L.push('| pass | accounts checked | p50 ms | max ms | runs |', '| --- | --- | --- | --- | --- |')
+    L.push(`| nothing to repair | ${c.checked} | ${f(c.clean.p50, 0)} | ${f(c.clean.max, 0)} | ${c.clean.n} |`)
+    L.push(`| ${c.drifted.accounts} accounts older on every server, ${c.drifted.reverted} reverted | ${c.checked} | ${c.drifted.ms} | ${c.drifted.ms} | 1 |`)
+    L.push('', `Loading the accounts (one user connect per account per server) took ${f(c.loadSeconds, 1)} s; it is setup, not part of a pass.`, '')
+  }
   if (r.firstConnect) {
     L.push('**First connect of a user whose account the server has not loaded**', '')
     L.push('| how the server learns the account | p50 ms | p90 ms | p99 ms | samples | failed |', '| --- | --- | --- | --- | --- | --- |')

@@ -7,6 +7,7 @@ import { getCommand } from './commands/get.ts'
 import { historyCommand } from './commands/history.ts'
 import { listCommand } from './commands/list.ts'
 import { pushCommand } from './commands/push.ts'
+import { repairCommand } from './commands/repair.ts'
 import { statusCommand } from './commands/status.ts'
 import { connectCli } from './connection.ts'
 import type { Command, Io } from './context.ts'
@@ -18,6 +19,7 @@ export const COMMANDS: readonly Command[] = [
   listCommand,
   historyCommand,
   deleteCommand,
+  repairCommand,
   bootstrapCommand,
 ]
 

@@ -48,7 +48,10 @@ export const SERVICE_PERMISSIONS: Readonly<Record<MeshServiceName, ServicePermis
       // change events, and the sync requests and peer discovery of several resolver instances
       'mesh.resolver.>',
       subjects.microPing('resolver'),
+      // reconciliation reads what the servers hold (it changes nothing there itself)
       subjects.serverPing,
+      subjects.accountz,
+      subjects.claimsList,
     ],
   },
   signer: {

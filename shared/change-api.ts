@@ -71,3 +71,42 @@ export async function requestDelivery(nc: NatsConnection, c: Change, timeoutMs =
   }
   return reply.json<DeliveryReport>()
 }
+
+/** What one reconciliation pass found and did on one nats-server (`mesh.resolver.reconcile`). */
+export interface ReconcileServerReport {
+  id: string
+  name: string
+  /** Accounts the server has loaded, and accounts it keeps a file for. */
+  loaded: number
+  files: number
+  /** Accounts where the server holds something other than what the store holds. */
+  drift: number
+  adopted: number
+  reverted: number
+  redeleted: number
+  /** Some of the drifting accounts, for display. */
+  accounts: string[]
+}
+
+/** The report of one reconciliation pass; with `dryRun` nothing was changed (what `mesh status` shows). */
+export interface ReconcileReport {
+  trigger: string
+  dryRun: boolean
+  startedAt: string
+  durationMs: number
+  accountsChecked: number
+  /** Accounts that drift on at least one server. */
+  drift: number
+  /** Newer valid versions servers held, now stored and delivered. */
+  adopted: number
+  /** Accounts whose stored version was sent again. */
+  reverted: number
+  /** Deleted accounts whose deletion was sent again. */
+  redeleted: number
+  /** Waiting for a signer to answer. */
+  pending: number
+  /** Versions servers hold of accounts the store has never held, refused by the signer: no stored state to send. */
+  unrepairable: number
+  failed: number
+  servers: ReconcileServerReport[]
+}

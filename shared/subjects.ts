@@ -30,6 +30,8 @@ export const subjects = {
   resolverSync: (instanceId = '*') => `mesh.resolver.sync.${instanceId}`,
   /** Announces that the accepting instance delivered a change (body: sha256 hex of the JWT). */
   resolverDelivered: (id = '*') => `mesh.resolver.delivered.${id}`,
+  /** Runs a reconciliation pass (body `{"dryRun":true}` only reports drift) and answers its report. */
+  resolverReconcile: 'mesh.resolver.reconcile',
   resolverGet: (id = '*') => `mesh.resolver.get.${id}`,
   resolverHistory: (id = '*') => `mesh.resolver.history.${id}`,
   resolverActivationPut: 'mesh.resolver.activation.put',

@@ -235,15 +235,16 @@ t.test('every command against a live mesh', async (t) => {
     await waitFor(async () => (await appliedJwts(sys, gamma.id, 2)).get('n1') === stale, { what: 'n1 to apply the stale version' })
 
     const table = await mesh('status', '--account', gamma.id)
-    t.equal(table.code, 0, table.stderr)
+    t.equal(table.code, 1, 'exits 1 while a server holds a version the store does not')
+    t.match(table.stdout, /\ndrift \(what servers hold that the store does not\)\nserver.*\n.*\nn1\s+\d+\s+\d+\s+1\s+0\s+0\s+0\s+A[A-Z2-7]{55}\nn2\s+\d+\s+\d+\s+0\s/)
     for (const name of ['resolver', 'signer', 'notifier']) {
       t.match(table.stdout, new RegExp(`\\n${name}\\s+\\S+\\s+\\d+\\.\\d+\\.\\d+\\s+\\S+\\s+ok\\n`), `${name} listed, healthy`)
     }
     t.match(table.stdout, /\nresolver\s+lookup\s+\$SYS\.REQ\.ACCOUNT\.\*\.CLAIMS\.LOOKUP\s+\d+\s+0\s+\d+\.\d\d ms/)
     t.match(table.stdout, /\nn1\s+N[A-Z2-7]{55}\s+2\.\d+\.\d+\s+mesh-test/)
     const staleIat = (JSON.parse(Buffer.from(stale.split('.')[1]!, 'base64url').toString()) as { iat: number }).iat
-    t.match(table.stdout, new RegExp(`\\naccounts\\naccount\\s+name\\s+stored iat\\s+n1\\s+n2\\n.*\\n${gamma.id}\\s+gamma\\s+\\S+ \\S+\\s+other \\(iat ${staleIat}\\)\\s+not loaded\\n$`))
-    t.match((await mesh('status', '--account', alpha.id)).stdout, new RegExp(`\\n${alpha.id}\\s+alpha\\s+\\S+ \\S+\\s+current\\s+not loaded\\n$`))
+    t.match(table.stdout, new RegExp(`\\naccounts\\naccount\\s+name\\s+stored iat\\s+n1\\s+n2\\n.*\\n${gamma.id}\\s+gamma\\s+\\S+ \\S+\\s+other \\(iat ${staleIat}\\)\\s+not loaded\\n\\n`))
+    t.match((await mesh('status', '--account', alpha.id)).stdout, new RegExp(`\\n${alpha.id}\\s+alpha\\s+\\S+ \\S+\\s+current\\s+not loaded\\n\\n`))
 
     type Status = {
       services: { name: string; endpoints: { name: string; requests: number }[] }[]
@@ -252,7 +253,9 @@ t.test('every command against a live mesh', async (t) => {
       accounts: { total: number; shown: { account: string; servers: { server: string; state: string; iat?: number }[] }[] }
       problems: string[]
     }
-    const s = await meshJson<Status>('status')
+    // Exits 1 while n1 drifts: read the JSON without meshJson's exit check.
+    const statusJson = async (...args: string[]) => JSON.parse((await mesh('status', '--json', ...args)).stdout) as Status
+    const s = await statusJson()
     t.same(s.services.map((x) => x.name), ['notifier', 'resolver', 'signer'])
     t.ok(s.services.find((x) => x.name === 'resolver')!.endpoints.some((e) => e.name === 'claims-update' && e.requests > 40), 'stats count our pushes')
     t.same(s.health.map((h) => [h.service, h.ok]), [['resolver', true], ['signer', true], ['notifier', true]])
@@ -260,12 +263,19 @@ t.test('every command against a live mesh', async (t) => {
     t.ok(s.servers.every((x) => /^2\./.test(x.version)))
     t.equal(s.accounts.total, 65)
     t.equal(s.accounts.shown.length, 20, 'bounded to 20 accounts by default')
-    t.same(s.problems, [])
+    t.match(s.problems, [/^n1 holds 1 account version\(s\) the store does not/])
+    t.equal(s.problems.length, 1)
     t.match(await mesh('status'), { stdout: /accounts \(20 of 65; --all shows every one\)/ })
-    const all = await meshJson<Status>('status', '--all')
+    const all = await statusJson('--all')
     t.equal(all.accounts.shown.length, 65)
     const sysRow = all.accounts.shown.find((a) => a.account === fx.op.systemAccount.id)!
     t.same(sysRow.servers, [{ server: 'n1', state: 'current', iat: sysRow.servers[0]!.iat }, { server: 'n2', state: 'current', iat: sysRow.servers[1]!.iat }])
+
+    const repaired = await mesh('repair')
+    t.equal(repaired.code, 0, repaired.stderr)
+    t.match(repaired.stdout, /accounts checked, 1 differed: 0 adopted, 1 reverted/)
+    await waitFor(async () => (await mesh('status')).code === 0, { ms: 15_000, what: 'status to exit 0 once n1 is back on the stored version' })
+    t.equal((await appliedJwts(sys, gamma.id, 2)).get('n1'), gamma.jwt, 'n1 holds the stored version again')
   })
 
   await t.test('delete signs an nsc-style request with the operator key', async (t) => {

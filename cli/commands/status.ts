@@ -12,16 +12,23 @@ import {
   type ServerStatus,
   type ServiceInstance,
 } from '../mesh-status.ts'
+import { driftSection, reconcile } from '../reconcile.ts'
 import { formatSeconds, section } from '../table.ts'
+import { CliError } from '../cli-error.ts'
+import type { ReconcileReport } from '../../shared/index.ts'
 
 const DEFAULT_ACCOUNTS = 20
+/** The dry-run pass reads every loaded account from every server. */
+const DRIFT_TIMEOUT_MS = 60_000
 
 interface Status {
   services: ServiceInstance[]
   health: HealthStatus[]
   servers: ServerStatus[]
   accounts: { total: number | undefined; shown: AccountStatus[]; error?: string }
-  /** Why the exit code is 1: a mesh service missing or unhealthy, no nats-server answering. */
+  /** What each server holds that the store does not (a dry-run reconciliation pass over every loaded account). */
+  drift: ReconcileReport | { error: string }
+  /** Why the exit code is 1: a mesh service missing or unhealthy, no nats-server answering, a server drifting. */
   problems: string[]
 }
 
@@ -44,17 +51,24 @@ function render(s: Status): string {
     : a.total !== undefined && a.total > a.shown.length ? `accounts (${a.shown.length} of ${a.total}; --all shows every one)` : 'accounts'
   parts.push(section(title, ['account', 'name', 'stored iat', ...s.servers.map((x) => x.name)],
     a.shown.map((x) => [x.account, x.name, x.iat === undefined ? 'not stored' : formatSeconds(x.iat), ...x.servers.map(held)])))
+  parts.push('error' in s.drift ? `drift: ${s.drift.error}\n` : driftSection(s.drift, 'drift (what servers hold that the store does not)'))
   if (s.problems.length > 0) parts.push(`problems\n${s.problems.map((p) => `- ${p}\n`).join('')}`)
   return parts.join('\n')
 }
 
-function problemsOf(health: HealthStatus[], servers: ServerStatus[]): string[] {
+function problemsOf(health: HealthStatus[], servers: ServerStatus[], drift: Status['drift']): string[] {
   const out = health.filter((h) => h.ok !== true).map((h) => `${h.service}: ${h.ok === false ? 'unhealthy' : h.error ?? 'no health reply'}`)
   if (servers.length === 0) out.push('no nats-server answered $SYS.REQ.SERVER.PING (are these system-account creds?)')
+  if (!('error' in drift)) {
+    for (const s of drift.servers) if (s.drift > 0) out.push(`${s.name} holds ${s.drift} account version(s) the store does not (\`mesh repair\` fixes it)`)
+  }
   return out
 }
 
-/** `status`: services and their endpoint stats, health, the nats-servers and which account versions they hold. */
+/**
+ * `status`: services and their endpoint stats, health, the nats-servers, which account versions they hold and
+ * their drift from the store. Exit 1 while a service is missing or unhealthy or any server drifts.
+ */
 export const statusCommand: Command = {
   name: 'status',
   args: '',
@@ -68,11 +82,15 @@ export const statusCommand: Command = {
     const nc = await ctx.nats()
     const t = ctx.global.timeoutMs
     const only = typeof ctx.options.account === 'string' ? requireAccountKey(ctx.options.account) : undefined
-    const [services, servers, health, ids] = await Promise.all([
+    const [services, servers, health, ids, drift] = await Promise.all([
       gatherServices(nc, t),
       gatherServers(nc, t),
       Promise.all(Object.entries(HEALTH_SUBJECTS).map(([name, subject]) => serviceHealth(nc, name, subject, t))),
       only !== undefined ? Promise.resolve([only]) : listIds(nc, t).then((x) => x.sort(), (e: Error) => e),
+      reconcile(nc, true, Math.max(t, DRIFT_TIMEOUT_MS)).catch((e: unknown) => {
+        if (e instanceof CliError) return { error: e.message }
+        throw e
+      }),
     ])
     const accounts: Status['accounts'] = ids instanceof Error
       ? { total: undefined, shown: [], error: ids.message }
@@ -80,7 +98,7 @@ export const statusCommand: Command = {
           total: ids.length,
           shown: await accountStatuses(nc, ctx.options.all === true ? ids : ids.slice(0, DEFAULT_ACCOUNTS), servers, t),
         }
-    const status: Status = { services, health, servers, accounts, problems: problemsOf(health, servers) }
+    const status: Status = { services, health, servers, accounts, drift, problems: problemsOf(health, servers, drift) }
     emit(ctx, status, () => render(status))
     return status.problems.length > 0 ? 1 : 0
   },

@@ -364,6 +364,23 @@ export class AccountStore {
     })
   }
 
+  /**
+   * Queues the stored deletion of `id` (its delete request) for delivery again, so servers that took the
+   * deleted account back on their own (an old JWT pushed again) delete it again. Undefined unless deleted.
+   */
+  restoreDeletion(id: string): Promise<OutboxEntry | undefined> {
+    return this.exclusive(id, async () => {
+      const tomb = this.load(id) === undefined ? await this.tombstoneOf(id) : undefined
+      if (tomb === undefined || tomb.token === '') return undefined
+      const change: OutboxEntry = { seq: ++this.seq, id, kind: 'deleted', jwt: tomb.token, at: new Date().toISOString() }
+      await this.synced.commit([
+        { type: 'put', sublevel: this.outbox, key: seqKey(change.seq), value: JSON.stringify(change) },
+        ...this.metaOps(change.seq),
+      ])
+      return change
+    })
+  }
+
   /** Changes not yet reported delivered, oldest first. */
   async pendingChanges(limit = 1000): Promise<OutboxEntry[]> {
     const out: OutboxEntry[] = []

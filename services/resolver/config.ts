@@ -27,6 +27,8 @@ export interface ResolverConfig {
   takeoverSeconds: number
   /** RESOLVER_ALLOW_DELETE: false refuses every `$SYS.REQ.CLAIMS.DELETE` (nsc's generated full config). */
   allowDelete: boolean
+  /** Between periodic reconciliation passes (servers against the store); 0 = no periodic pass. */
+  reconcileSeconds: number
 }
 
 /**
@@ -66,6 +68,7 @@ export function loadResolverConfig(env: Env): ResolverConfig {
     syncIntervalSeconds: r.integer('RESOLVER_SYNC_SECONDS', 30, 1, 86_400),
     takeoverSeconds: r.integer('RESOLVER_TAKEOVER_SECONDS', 15, 1, 86_400),
     allowDelete: r.oneOf('RESOLVER_ALLOW_DELETE', ['true', 'false'], 'true') === 'true',
+    reconcileSeconds: r.integer('RESOLVER_RECONCILE_SECONDS', 300, 0, 86_400),
   }
   config.systemAccountJwt = readSystemAccountJwt(r, config.trust)
   r.assertValid()

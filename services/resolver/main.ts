@@ -11,6 +11,7 @@ import { addListEndpoint } from './list.ts'
 import { addResolverHealth } from './health.ts'
 import { addLookupEndpoint } from './lookup.ts'
 import { addPackEndpoint } from './pack.ts'
+import { Reconciler } from './reconcile.ts'
 import { Replication } from './replication.ts'
 import { ServerCount } from './server-count.ts'
 import { Takeover } from './takeover.ts'
@@ -47,16 +48,26 @@ startup('resolver', async () => {
   servers.start()
   const servability = new Servability(config.trust)
   addLookupEndpoint(service, store, servers, servability)
-  addResolverHealth(service, nc, store, servability)
+  const reconciler = new Reconciler({ nc, store, delivery, log: log.child({ part: 'reconcile' }), intervalMs: config.reconcileSeconds * 1000 })
+  // unservable: stored JWTs today's rules refuse, withheld from LOOKUP (not a health failure)
+  addResolverHealth(service, nc, store, () => ({ unservable: servability.unservableCount, reconcile: reconciler.health() }))
   const replies = new ClaimReplies(service.id)
-  addUpdateEndpoints(service, { nc, store, delivery, replies })
+  addUpdateEndpoints(service, { nc, store, delivery, replies, reconciler })
   addListEndpoint(service, store, replies)
   addDeleteEndpoint(service, { nc, store, delivery, replies, allowDelete: config.allowDelete })
   addPackEndpoint(service, nc, store, replies)
   addHistoryEndpoint(service, store)
   addGetEndpoint(service, store)
   addActivationEndpoints(service, nc, store)
+  reconciler.addEndpoint(service)
   await delivery.resume()
   servability.startSweeping(store, nc, log.child({ part: 'sweep' }))
-  await runUntilStopped({ log, service, nc, settle: [() => delivery.settle()], closers: [() => store.close(), async () => delivery.close(), () => replication.stop(), async () => takeover.stop(), async () => servers.stop()] })
+  reconciler.start()
+  await runUntilStopped({
+    log,
+    service,
+    nc,
+    settle: [() => reconciler.stop(), () => delivery.settle()],
+    closers: [() => store.close(), async () => delivery.close(), () => replication.stop(), async () => takeover.stop(), async () => servers.stop()],
+  })
 })

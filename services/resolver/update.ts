@@ -37,6 +37,8 @@ interface UpdateDeps {
   store: AccountStore
   replies: ClaimReplies
   delivery: Delivery
+  /** Told of pushes no signer could validate, to settle them once one answers. */
+  reconciler?: { missed(id: string, jwt: string): void }
 }
 
 /** The `sub` of something that looks like a JWT, only to name the account in an error reply. */
@@ -74,12 +76,20 @@ async function applyUpdate(deps: UpdateDeps, msg: ServiceMsg, log: Logger): Prom
   return deps.replies.ok(resigned ? 'jwt updated (signed by the operator)' : 'jwt updated', verdict.id)
 }
 
-/** Sends our stored version again after refusing a JWT the servers may have taken (see the set above). */
-async function restoreAfterRefusal(deps: UpdateDeps, err: AppError, id: string | undefined, log: Logger): Promise<void> {
-  if (id === undefined || !SERVERS_MAY_HAVE_STORED.has(err.code)) return
-  const change = await deps.store.restore(id)
+/**
+ * Sends our stored version again after refusing a JWT the servers may have taken (see the set above); for a
+ * deleted account, its deletion again: cache servers write even a deleted account's old JWT to their jwt dir
+ * and serve it after a restart. A push no signer could check goes to the reconciler to be settled later.
+ */
+async function restoreAfterRefusal(deps: UpdateDeps, err: AppError, id: string | undefined, token: string, log: Logger): Promise<void> {
+  if (id === undefined) return
+  if (err.code === 'VALIDATION_UNAVAILABLE') return deps.reconciler?.missed(id, token)
+  if (!SERVERS_MAY_HAVE_STORED.has(err.code)) return
+  const restored = await deps.store.restore(id)
+  const change = restored ?? (await deps.store.restoreDeletion(id))
   if (change !== undefined) {
-    log.info({ account: id, seq: change.seq, refused: err.code }, 're-sending the stored version')
+    const what = change.kind === 'deleted' ? 're-sending the stored deletion' : 're-sending the stored version'
+    log.info({ account: id, seq: change.seq, refused: err.code }, what)
     deps.delivery.accepted(change)
   }
 }
@@ -102,7 +112,7 @@ export function addUpdateEndpoints(service: MeshService, deps: UpdateDeps): void
         applyUpdate(deps, msg, log).catch(async (e: unknown) => {
           if (!(e instanceof AppError)) throw e
           const id = msg.subject === subjects.claimsUpdate ? claimedAccount(msg.string()) : accountOfRequestSubject(msg.subject)
-          await restoreAfterRefusal(deps, e, isAccountKey(id) ? id : undefined, log)
+          await restoreAfterRefusal(deps, e, isAccountKey(id) ? id : undefined, msg.string(), log)
           throw e
         }),
       errorReply: (err, msg) => {

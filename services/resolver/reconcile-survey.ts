@@ -1,0 +1,142 @@
+import { createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core'
+import { isAccountKey, peekClaims, subjects } from '../../shared/index.ts'
+import type { HeldOnServer } from './reconcile-rule.ts'
+
+/** A nats-server sharing the system account. */
+export interface ServerRef {
+  id: string
+  name: string
+}
+
+/** Which accounts a server has loaded (ACCOUNTZ) and which it has a file for (CLAIMS.LIST). */
+export interface Inventory {
+  server: ServerRef
+  loaded: Set<string>
+  files: Set<string>
+}
+
+/** nats-server ids are server nkeys; our resolver's claim replies carry a service id and never match. */
+const isServerId = (id: unknown): id is string => typeof id === 'string' && /^N[A-Z2-7]{55}$/.test(id)
+
+interface ServerReply {
+  server?: { id?: unknown; name?: unknown }
+  statsz?: { active_servers?: unknown }
+  data?: {
+    accounts?: unknown
+    account_detail?: { jwt?: unknown; expired?: unknown }
+  } & unknown
+}
+
+/**
+ * Reads what the nats-servers hold, read-only: who they are (`SERVER.PING`), what each has loaded
+ * (`SERVER.PING.ACCOUNTZ` with `{}` lists, with `{"account":id}` shows one) and which files each keeps
+ * (`CLAIMS.LIST`, which lists a cache server's jwt dir). Every request fans out to all servers; replies come
+ * to one subscription, `<inbox>.<n>` per request, so thousands of accounts cost no SUB/UNSUB each.
+ */
+export class ServerSurvey {
+  private readonly prefix = createInbox()
+  private readonly waiting = new Map<string, (m: Msg) => void>()
+  private readonly sub: Subscription
+  private next = 0
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly replyWaitMs = 1000,
+  ) {
+    this.sub = nc.subscribe(`${this.prefix}.*`, {
+      callback: (err, m) => {
+        if (err !== null) return
+        // Undefined after its reply window.
+        this.waiting.get(m.subject.slice(this.prefix.length + 1))?.(m)
+      },
+    })
+  }
+
+  close(): void {
+    this.sub.unsubscribe()
+  }
+
+  /** Every server answering `SERVER.PING`; the first reply says how many to wait for. */
+  async servers(): Promise<ServerRef[]> {
+    const out = new Map<string, ServerRef>()
+    // The first reply says how many servers there are (statsz.active_servers).
+    const all = (got: ServerReply[]) => got.length >= (Number(got[0]?.statsz?.active_servers) || Number.POSITIVE_INFINITY)
+    for (const r of await this.ask(subjects.serverPing, '', all)) {
+      if (isServerId(r.server?.id)) out.set(r.server.id, { id: r.server.id, name: String(r.server.name ?? '') })
+    }
+    return [...out.values()].sort((a, b) => a.name.localeCompare(b.name))
+  }
+
+  /** What each server has loaded and keeps on disk. A server that does not answer has an empty inventory. */
+  async inventories(servers: ServerRef[]): Promise<Inventory[]> {
+    const [accountz, lists] = await Promise.all([
+      this.ask(subjects.accountz, '{}', everyOne(servers)),
+      // Resolver instances answer LIST too; their replies carry no server id and are left out.
+      this.ask(subjects.claimsList, '', everyOne(servers)),
+    ])
+    const ids = (v: unknown) => new Set(Array.isArray(v) ? v.filter(isAccountKey) : [])
+    const byId = (replies: ServerReply[], pick: (r: ServerReply) => unknown) =>
+      new Map(replies.filter((r) => isServerId(r.server?.id)).map((r) => [r.server!.id as string, ids(pick(r))]))
+    const loaded = byId(accountz, (r) => r.data?.accounts)
+    // LIST's `data` is the id array itself (protocol.md §3.3).
+    const files = byId(lists, (r) => r.data)
+    return servers.map((server) => ({ server, loaded: loaded.get(server.id) ?? new Set(), files: files.get(server.id) ?? new Set() }))
+  }
+
+  /** What each server holds of `id`: its loaded JWT (ACCOUNTZ) and whether it keeps a file (from `inv`). */
+  async held(id: string, inv: Inventory[]): Promise<HeldOnServer[]> {
+    const loadedSomewhere = inv.some((i) => i.loaded.has(id))
+    const replies = loadedSomewhere ? await this.ask(subjects.accountz, JSON.stringify({ account: id }), everyOne(inv.map((i) => i.server))) : []
+    const detail = new Map(replies.filter((r) => isServerId(r.server?.id)).map((r) => [r.server!.id as string, r.data?.account_detail]))
+    return inv.map(({ server, files }) => {
+      const d = detail.get(server.id)
+      const jwt = typeof d?.jwt === 'string' && d.jwt !== '' ? d.jwt : undefined
+      return { server: server.name, jwt, iat: jwt === undefined ? undefined : iatOf(jwt), expired: d?.expired === true, file: files.has(id) }
+    })
+  }
+
+  /** Publishes with a reply subject of our mux and gathers replies until `enough` says so or the reply window closes. */
+  private ask(subject: string, body: string, enough: (got: ServerReply[]) => boolean): Promise<ServerReply[]> {
+    const token = String(++this.next)
+    return new Promise((resolve) => {
+      const got: ServerReply[] = []
+      const done = () => {
+        clearTimeout(timer)
+        this.waiting.delete(token)
+        resolve(got)
+      }
+      const timer = setTimeout(done, this.replyWaitMs)
+      this.waiting.set(token, (m) => {
+        const r = parse(m)
+        if (r === undefined) return
+        got.push(r)
+        if (enough(got)) done()
+      })
+      this.nc.publish(subject, body, { reply: `${this.prefix}.${token}` })
+    })
+  }
+}
+
+/** Enough once every one of `servers` has replied. */
+function everyOne(servers: ServerRef[]): (got: ServerReply[]) => boolean {
+  return (got) => {
+    const seen = new Set(got.map((r) => r.server?.id))
+    return servers.every((s) => seen.has(s.id))
+  }
+}
+
+function parse(m: Msg): ServerReply | undefined {
+  try {
+    return m.json<ServerReply>()
+  } catch {
+    return undefined // not a server's JSON reply
+  }
+}
+
+function iatOf(jwt: string): number {
+  try {
+    return Number(peekClaims(jwt).iat ?? 0)
+  } catch {
+    return 0 // unreadable: never newer than what we store
+  }
+}
