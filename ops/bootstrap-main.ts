@@ -1,13 +1,13 @@
-import { existsSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { dirname } from 'node:path'
 import { envReader, isConfigError } from '../shared/index.ts'
 import { bootstrap, bootstrapPaths, readSystemAccount } from './bootstrap.ts'
 import { renderServerConf } from './server-conf.ts'
 
 // `npm run bootstrap [dir]`, and the one-shot `bootstrap` service of docker-compose.yml: writes operator, SYS
 // and creds into dir (default ./.data) unless an operator.jwt is already there (a previous run, or nsc output
-// the user mounted), then, when BOOTSTRAP_SERVER_CONF is set, renders the nats-server.conf that trusts them.
+// the user mounted: then only the creds that are missing or that servers would refuse are written, or it
+// exits 1 naming what is missing), then, when BOOTSTRAP_SERVER_CONF is set, renders the nats-server.conf.
 function settings() {
   const r = envReader(process.env)
   const s = {
@@ -22,21 +22,11 @@ function settings() {
   return s
 }
 
-/** A mounted directory must already hold every service's creds unless we may sign them with keys/sys.nk. */
-function checkMounted(dir: string): void {
-  const paths = bootstrapPaths(dir)
-  if (!existsSync(paths.operatorJwt) || existsSync(join(paths.dir, 'keys', 'sys.nk'))) return
-  const missing = [paths.sysJwt, ...Object.values(paths.serviceCreds)].filter((p) => !existsSync(p))
-  if (missing.length > 0) {
-    throw new Error(`${paths.operatorJwt} exists but ${missing.join(', ')} do not, and there is no keys/sys.nk to create them`)
-  }
-}
-
 async function main(): Promise<void> {
   const s = settings()
-  checkMounted(s.dir)
-  const { paths, created } = await bootstrap(s.dir)
+  const { paths, created, notes } = await bootstrap(s.dir)
   process.stdout.write(`${created ? 'created' : 'reused'} ${paths.dir}\n`)
+  for (const note of notes) process.stdout.write(`${note}\n`)
   if (s.serverConf === undefined) return
   const sys = await readSystemAccount(paths)
   await mkdir(dirname(s.serverConf), { recursive: true })

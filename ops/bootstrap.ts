@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs'
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { fromSeed } from '@nats-io/nkeys'
+import { isTrustedIssuer, peekClaims, trustAnchorFrom, type TrustAnchor } from '../shared/index.ts'
 import { newAccount, newOperator, newUser } from './identities.ts'
 import { SERVICE_PERMISSIONS, type MeshServiceName } from './permissions.ts'
+import { BootstrapError, chooseUserSigner, readSeeds, sysAccountFrom, sysUserRefusal, type SysAccount } from './sys-user-signer.ts'
 
 /** Where a bootstrapped deployment keeps its identities. Seeds and creds are written 0600. */
 export interface BootstrapPaths {
@@ -42,17 +43,23 @@ const secret = async (path: string, text: string) => {
   await chmod(path, 0o600) // writeFile keeps the mode of a file that already exists
 }
 
+export interface BootstrapResult {
+  paths: BootstrapPaths
+  created: boolean
+  /** What was written or replaced in a reused directory, one line each. */
+  notes: string[]
+}
+
 /**
  * Creates, once, what a deployment needs: an operator with a signing key; the system account SYS signed by
  * it; a system user signed directly by SYS's identity key (so it connects before SYS is resolved); and a
- * demo account with a user. An existing directory is reused untouched.
+ * demo account with a user. An existing directory (a previous run, or nsc's identities) is reused: only
+ * creds that are missing, or that its nats-servers would refuse, are written. Throws a BootstrapError
+ * naming what is missing rather than write creds the servers refuse.
  */
-export async function bootstrap(dir: string, operatorName = 'MESH'): Promise<{ paths: BootstrapPaths; created: boolean }> {
+export async function bootstrap(dir: string, operatorName = 'MESH'): Promise<BootstrapResult> {
   const paths = bootstrapPaths(dir)
-  if (existsSync(paths.operatorJwt)) {
-    await writeServiceCreds(paths)
-    return { paths, created: false }
-  }
+  if (existsSync(paths.operatorJwt)) return { paths, created: false, notes: await ensureSysCreds(paths) }
   await mkdir(join(paths.dir, 'keys'), { recursive: true, mode: 0o700 })
   const op = await newOperator(operatorName)
   const sysUser = await newUser(op.systemAccount, 'sys')
@@ -68,25 +75,79 @@ export async function bootstrap(dir: string, operatorName = 'MESH'): Promise<{ p
   await secret(paths.demoCreds, demoUser.creds)
   await writeFile(paths.sysJwt, op.systemAccount.jwt + '\n')
   await writeFile(paths.demoJwt, demo.jwt + '\n')
-  await writeServiceCreds(paths)
+  for (const name of Object.keys(paths.serviceCreds) as MeshServiceName[]) {
+    await secret(paths.serviceCreds[name], (await newUser(op.systemAccount, name, SERVICE_PERMISSIONS[name])).creds)
+  }
   // Written last: its presence is what marks the directory as bootstrapped.
   await writeFile(paths.operatorJwt, op.jwt + '\n')
-  return { paths, created: true }
+  return { paths, created: true, notes: [] }
+}
+
+/** The user JWT inside a creds file. */
+const credsJwt = (text: string) => /-{3,}[^\n]*JWT-{3,}\s*\n\s*(\S+)/.exec(text)?.[1] ?? ''
+
+async function readTrust(paths: BootstrapPaths): Promise<{ trust: TrustAnchor; sys: SysAccount }> {
+  let trust: TrustAnchor
+  try {
+    trust = trustAnchorFrom(await readFile(paths.operatorJwt, 'utf8'))
+  } catch (e) {
+    throw new BootstrapError(`${paths.operatorJwt} is not a valid operator jwt (${(e as Error).message})`)
+  }
+  if (!existsSync(paths.sysJwt)) throw new BootstrapError(`${paths.operatorJwt} exists but ${paths.sysJwt} (the system account jwt) does not`)
+  const sys = sysAccountFrom(await readFile(paths.sysJwt, 'utf8'))
+  if (trust.systemAccount !== undefined && trust.systemAccount !== sys.id) {
+    throw new BootstrapError(`${paths.sysJwt} is account ${sys.id}, but the operator's system account is ${trust.systemAccount}`)
+  }
+  const iss = peekClaims(sys.jwt).iss
+  if (!isTrustedIssuer(iss, trust)) {
+    const why = trust.strictSigningKeys && iss === trust.operatorKey ? ' (the operator requires signing keys: re-sign it with one)' : ''
+    throw new BootstrapError(`${paths.sysJwt} is signed by ${iss}, which the operator does not trust${why}`)
+  }
+  return { trust, sys }
 }
 
 /**
- * Writes each service's creds file if it is missing, signed by the SYS identity key (keys/sys.nk), with
- * exactly the permissions of ops/permissions.ts. Also run on a reused directory made before they existed.
+ * Writes the service creds (and sys.creds) that are missing or that servers would refuse, signed by a key
+ * servers admit (ops/sys-user-signer.ts), with exactly the permissions of ops/permissions.ts; sys.creds is
+ * written only to replace an unusable one. Returns what it did.
  */
-async function writeServiceCreds(paths: BootstrapPaths): Promise<void> {
-  const missing = (Object.keys(paths.serviceCreds) as MeshServiceName[]).filter((n) => !existsSync(paths.serviceCreds[n]))
-  if (missing.length === 0) return
-  const sysSeed = (await readFile(join(paths.dir, 'keys', 'sys.nk'), 'utf8')).trim()
-  const kp = fromSeed(new TextEncoder().encode(sysSeed))
-  const sys = { name: 'SYS', kp, id: kp.getPublicKey(), jwt: '' }
-  for (const name of missing) {
-    await secret(paths.serviceCreds[name], (await newUser(sys, name, SERVICE_PERMISSIONS[name])).creds)
+async function ensureSysCreds(paths: BootstrapPaths): Promise<string[]> {
+  const { trust, sys } = await readTrust(paths)
+  const wanted: { name: string; path: string; permissions?: { pub: string[]; sub: string[] } }[] = [
+    ...(Object.keys(paths.serviceCreds) as MeshServiceName[]).map((n) => ({ name: n, path: paths.serviceCreds[n], permissions: SERVICE_PERMISSIONS[n] })),
+    { name: 'sys', path: paths.sysCreds },
+  ]
+  const todo: { name: string; path: string; permissions?: { pub: string[]; sub: string[] }; why: string }[] = []
+  for (const w of wanted) {
+    if (!existsSync(w.path)) {
+      if (w.permissions !== undefined) todo.push({ ...w, why: 'missing' })
+      continue
+    }
+    const refusal = sysUserRefusal(credsJwt(await readFile(w.path, 'utf8')), sys, trust)
+    if (refusal !== undefined) todo.push({ ...w, why: `servers would refuse it: ${refusal}` })
   }
+  if (todo.length === 0) return []
+  const keysDir = join(paths.dir, 'keys')
+  let signer
+  try {
+    signer = chooseUserSigner(trust, sys, await readSeeds(keysDir), keysDir)
+  } catch (e) {
+    const files = todo.map((w) => `${w.path} (${w.why})`).join(', ')
+    throw new BootstrapError(`cannot write ${files}: ${(e as Error).message}`)
+  }
+  const notes: string[] = []
+  if (signer.resignedSys !== undefined) {
+    await secret(join(keysDir, 'sys-signing.nk'), new TextDecoder().decode(signer.kp.getSeed()) + '\n')
+    await writeFile(paths.sysJwt, signer.resignedSys + '\n')
+    notes.push(`${signer.note}; its seed is in keys/sys-signing.nk. Preload the new sys.jwt on every nats-server and import it into nsc (nsc import account --file sys.jwt)`)
+  }
+  const account = { name: 'SYS', kp: signer.kp, id: sys.id, jwt: '' }
+  for (const w of todo) {
+    const user = await newUser(account, w.name, w.permissions, signer.identity ? undefined : signer.kp)
+    await secret(w.path, user.creds)
+    notes.push(`wrote ${w.path} (${w.why}), signed by ${signer.identity ? 'the SYS identity key' : `SYS signing key ${signer.kp.getPublicKey()}`}`)
+  }
+  return notes
 }
 
 /** The system account id and JWT of a bootstrapped directory, for the server configuration. */

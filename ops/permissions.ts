@@ -33,8 +33,10 @@ export const SERVICE_PERMISSIONS: Readonly<Record<MeshServiceName, ServicePermis
       // the resolver's own internal endpoints (history, outbox, health, ...)
       'mesh.resolver.>',
       MICRO,
-      // replies to its own requests to the signer and the notifier
+      // replies to its own requests to the signer and the notifier (and to its server pings)
       CLIENT_INBOXES,
+      // the servers' statistics: how many replies a "not found" lookup needs (services/resolver/server-count.ts)
+      subjects.serverStatsz(),
     ],
     pub: [
       SERVER_INBOXES,
@@ -46,6 +48,7 @@ export const SERVICE_PERMISSIONS: Readonly<Record<MeshServiceName, ServicePermis
       // change events, and the sync requests and peer discovery of several resolver instances
       'mesh.resolver.>',
       subjects.microPing('resolver'),
+      subjects.serverPing,
     ],
   },
   signer: {

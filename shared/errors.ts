@@ -17,6 +17,7 @@ export const ErrorCode = {
   REQUEST_INVALID: 'REQUEST_INVALID',
   REQUEST_STALE: 'REQUEST_STALE',
   REQUEST_REPLAYED: 'REQUEST_REPLAYED',
+  DELETE_DISABLED: 'DELETE_DISABLED',
   SYSTEM_ACCOUNT_PROTECTED: 'SYSTEM_ACCOUNT_PROTECTED',
   NOT_FOUND: 'NOT_FOUND',
   VALIDATION_UNAVAILABLE: 'VALIDATION_UNAVAILABLE',
@@ -77,6 +78,8 @@ export const errors = {
   requestInvalid: (why: string) => new AppError(ErrorCode.REQUEST_INVALID, 400, why),
   requestStale: (why: string) => new AppError(ErrorCode.REQUEST_STALE, 400, why),
   requestReplayed: () => new AppError(ErrorCode.REQUEST_REPLAYED, 409, 'request was already used'),
+  deleteDisabled: () =>
+    new AppError(ErrorCode.DELETE_DISABLED, 403, 'delete must be enabled in resolver config (RESOLVER_ALLOW_DELETE is false)'),
   systemAccountProtected: () =>
     new AppError(ErrorCode.SYSTEM_ACCOUNT_PROTECTED, 403, 'not allowed to delete system account'),
   notFound: (what: string) => new AppError(ErrorCode.NOT_FOUND, 404, `${what} not found`),

@@ -14,6 +14,8 @@ export const subjects = {
   claimsDelete: '$SYS.REQ.CLAIMS.DELETE',
   claimsPack: '$SYS.REQ.CLAIMS.PACK',
   serverPing: '$SYS.REQ.SERVER.PING',
+  /** Each nats-server's statistics, sent when they change and as a heartbeat; how servers learn of each other. */
+  serverStatsz: (serverId = '*') => `$SYS.SERVER.${serverId}.STATSZ`,
   microPing: (service: string) => `$SRV.PING.${service}`,
   accountz: '$SYS.REQ.SERVER.PING.ACCOUNTZ',
 

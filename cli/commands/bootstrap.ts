@@ -1,8 +1,13 @@
 import { bootstrap, readSystemAccount } from '../../ops/bootstrap.ts'
+import { BootstrapError } from '../../ops/sys-user-signer.ts'
+import { CliError } from '../cli-error.ts'
 import { emit, type Command } from '../context.ts'
 import { renderTable } from '../table.ts'
 
-/** `bootstrap [--dir]`: what `npm run bootstrap` does, then where each file went. Needs no NATS. */
+/**
+ * `bootstrap [--dir]`: what `npm run bootstrap` does, then where each file went. Needs no NATS. A reused
+ * directory that cannot get creds its servers accept fails (exit 1) with the bootstrap's reason.
+ */
 export const bootstrapCommand: Command = {
   name: 'bootstrap',
   args: '',
@@ -11,7 +16,9 @@ export const bootstrapCommand: Command = {
   options: { dir: { type: 'string', value: 'dir', help: 'where to write them (default ./.data)' } },
   async run(ctx) {
     const dir = typeof ctx.options.dir === 'string' ? ctx.options.dir : './.data'
-    const { paths, created } = await bootstrap(dir)
+    const { paths, created, notes } = await bootstrap(dir).catch((e: unknown) => {
+      throw e instanceof BootstrapError ? new CliError(`bootstrap: ${e.message}`) : e
+    })
     const sys = await readSystemAccount(paths)
     const files: [string, string][] = [
       ['operator jwt', paths.operatorJwt],
@@ -22,8 +29,9 @@ export const bootstrapCommand: Command = {
       ['demo user creds', paths.demoCreds],
       ...Object.entries(paths.serviceCreds).map(([name, p]): [string, string] => [`${name} creds`, p]),
     ]
-    emit(ctx, { created, dir: paths.dir, systemAccount: sys.id, paths }, () =>
+    emit(ctx, { created, dir: paths.dir, systemAccount: sys.id, paths, notes }, () =>
       `${created ? 'created' : 'reused'} ${paths.dir} (system account ${sys.id})\n` +
+        notes.map((n) => `${n}\n`).join('') +
         renderTable(['what', 'path'], files) +
         'seeds and creds are written 0600; keep the directory private\n',
     )

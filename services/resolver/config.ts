@@ -4,6 +4,7 @@ import {
   envReader,
   readLogLevel,
   readNatsConfig,
+  isTrustedIssuer,
   readTrustAnchor,
   type Env,
   type EnvReader,
@@ -24,9 +25,15 @@ export interface ResolverConfig {
   syncIntervalSeconds: number
   /** How long a change a peer accepted may stay undelivered before this instance delivers it. */
   takeoverSeconds: number
+  /** RESOLVER_ALLOW_DELETE: false refuses every `$SYS.REQ.CLAIMS.DELETE` (nsc's generated full config). */
+  allowDelete: boolean
 }
 
-/** SYSTEM_ACCOUNT_JWT must be a validly signed account JWT, and the operator's system account if we know it. */
+/**
+ * SYSTEM_ACCOUNT_JWT must be a validly signed account JWT and, when the operator is known, its system account
+ * signed by a key the operator trusts (under strict signing-key usage, a signing key): servers would refuse
+ * any other, so serving it would lock every service user out.
+ */
 function readSystemAccountJwt(r: EnvReader, trust: TrustAnchor | undefined): string | undefined {
   const file = r.optionalFile('SYSTEM_ACCOUNT_JWT')
   if (file === undefined) return undefined
@@ -35,6 +42,10 @@ function readSystemAccountJwt(r: EnvReader, trust: TrustAnchor | undefined): str
     if (claims.nats.type !== 'account') throw new Error(`type is ${String(claims.nats.type)}`)
     if (trust?.systemAccount !== undefined && claims.sub !== trust.systemAccount) {
       throw new Error(`it is ${claims.sub}, the operator's system account is ${trust.systemAccount}`)
+    }
+    if (trust !== undefined && !isTrustedIssuer(claims.iss, trust)) {
+      const why = trust.strictSigningKeys && claims.iss === trust.operatorKey ? ' (the operator requires signing keys)' : ''
+      throw new Error(`its issuer ${claims.iss} is not one the operator trusts${why}`)
     }
     return file.text.trim()
   } catch (e) {
@@ -54,6 +65,7 @@ export function loadResolverConfig(env: Env): ResolverConfig {
     cacheSize: r.integer('RESOLVER_CACHE_SIZE', 100_000, 0, 100_000_000),
     syncIntervalSeconds: r.integer('RESOLVER_SYNC_SECONDS', 30, 1, 86_400),
     takeoverSeconds: r.integer('RESOLVER_TAKEOVER_SECONDS', 15, 1, 86_400),
+    allowDelete: r.oneOf('RESOLVER_ALLOW_DELETE', ['true', 'false'], 'true') === 'true',
   }
   config.systemAccountJwt = readSystemAccountJwt(r, config.trust)
   r.assertValid()

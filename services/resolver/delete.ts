@@ -4,6 +4,7 @@ import {
   isAccountKey,
   subjects,
   validateDelete,
+  type DeleteVerdict,
   type Logger,
   type MeshService,
   type NatsConnection,
@@ -24,6 +25,8 @@ interface DeleteDeps {
   store: AccountStore
   replies: ClaimReplies
   delivery: Delivery
+  /** RESOLVER_ALLOW_DELETE: when false every request is refused and nothing is deleted. */
+  allowDelete: boolean
 }
 
 interface Peeked {
@@ -45,31 +48,73 @@ function peek(token: string): Peeked {
   }
 }
 
+/**
+ * Whether every account a remembered request named is still deleted by that request: then hearing it again
+ * (the notifier re-broadcasts each accepted delete to the servers, and we subscribe to the same subject) is
+ * an idempotent success. Once an account was re-created, or deleted again by another request, a replay is
+ * refused as one.
+ */
+async function stillDeletedBy(store: AccountStore, v: DeleteVerdict): Promise<boolean> {
+  for (const id of v.accounts) {
+    if ((await store.get(id)) !== undefined) return false
+    const tomb = await store.tombstoneOf(id)
+    if (tomb !== undefined && tomb.request !== v.hash) return false
+  }
+  return true
+}
+
 async function applyDelete(deps: DeleteDeps, msg: ServiceMsg, log: Logger): Promise<string> {
   if (msg.data.length === 0) throw errors.jwtMalformed('request body is empty')
   const token = msg.string()
+  if (!deps.allowDelete) return refuseWhileDisabled(deps, token, log)
   const v = await validateDelete(deps.nc, token)
-  const result = await deps.store.remove({
-    token,
-    accounts: v.accounts,
-    iat: v.iat,
-    hash: v.hash,
-    rememberUntil: v.freshUntil,
-    via: msg.subject,
-  })
+  let result
+  try {
+    result = await deps.store.remove({
+      token,
+      accounts: v.accounts,
+      iat: v.iat,
+      hash: v.hash,
+      rememberUntil: v.freshUntil,
+      via: msg.subject,
+    })
+  } catch (e) {
+    if (!(e instanceof AppError && e.code === 'REQUEST_REPLAYED' && (await stillDeletedBy(deps.store, v)))) throw e
+    log.debug({ issuer: v.issuer, accounts: v.accounts }, 'delete request heard again (our own re-broadcast): already applied')
+    return deps.replies.ok(`deleted ${v.accounts.length} accounts`)
+  }
   for (const change of result.changes) deps.delivery.accepted(change)
   log.info({ issuer: v.issuer, accounts: result.changes.map((c) => c.id), seqs: result.changes.map((c) => c.seq) }, 'accounts deleted')
   return deps.replies.ok(`deleted ${result.deleted} accounts`)
 }
 
-async function restoreAfterRefusal(deps: DeleteDeps, err: AppError, token: string, log: Logger): Promise<void> {
-  if (!SERVERS_MAY_HAVE_DELETED.has(err.code)) return
+/** Sends the stored versions of the accounts a refused request named again: servers may have deleted them. */
+async function restoreNamed(deps: DeleteDeps, token: string, refused: string, log: Logger): Promise<void> {
   for (const id of peek(token).accounts) {
     const change = await deps.store.restore(id)
     if (change === undefined) continue
-    log.info({ account: id, seq: change.seq, refused: err.code }, 're-sending an account a refused delete named')
+    log.info({ account: id, seq: change.seq, refused }, 're-sending an account a refused delete named')
     deps.delivery.accepted(change)
   }
+}
+
+async function restoreAfterRefusal(deps: DeleteDeps, err: AppError, token: string, log: Logger): Promise<void> {
+  if (SERVERS_MAY_HAVE_DELETED.has(err.code)) await restoreNamed(deps, token, err.code, log)
+}
+
+/**
+ * With deletes disabled every request is refused, but servers still act on one they find valid (cache
+ * servers always delete, protocol.md §3.4): the signer's view decides whether the accounts go out again.
+ * Untrusted, malformed and system-account requests are refused by the servers too.
+ */
+async function refuseWhileDisabled(deps: DeleteDeps, token: string, log: Logger): Promise<never> {
+  const refusal = errors.deleteDisabled()
+  const serversActed = await validateDelete(deps.nc, token).then(
+    () => true,
+    (e: unknown) => !(e instanceof AppError) || SERVERS_MAY_HAVE_DELETED.has(e.code) || e.code === 'VALIDATION_UNAVAILABLE',
+  )
+  if (serversActed) await restoreNamed(deps, token, refusal.code, log)
+  throw refusal
 }
 
 /**

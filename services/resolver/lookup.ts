@@ -1,5 +1,7 @@
 import { isAccountKey, isExpired, subjects, type MeshService } from '../../shared/index.ts'
-import type { AccountStore, StoredAccount } from './account-store.ts'
+import type { ServiceMsg } from '@nats-io/services'
+import type { AccountStore } from './account-store.ts'
+import type { ServerCount } from './server-count.ts'
 
 const NOT_FOUND = new Uint8Array()
 
@@ -7,7 +9,14 @@ const NOT_FOUND = new Uint8Array()
 // prefix and suffix around one token, so slicing finds the id without splitting the subject.
 const [PREFIX, SUFFIX] = subjects.lookup().split('*') as [string, string]
 
-const served = (acc: StoredAccount | undefined) => (acc === undefined || isExpired(acc) ? NOT_FOUND : acc.jwt)
+/**
+ * A "not found" every server takes at once: the requester waits for one reply per server it knows (2.9.17+),
+ * so the empty reply goes out that many times (see ServerCount); the last one is the endpoint's own reply.
+ */
+function notFound(msg: ServiceMsg, servers: ServerCount): Uint8Array {
+  for (let n = servers.notFoundReplies(); n > 1; n--) msg.respond(NOT_FOUND)
+  return NOT_FOUND
+}
 
 /**
  * `$SYS.REQ.ACCOUNT.<id>.CLAIMS.LOOKUP`: the raw JWT, or an empty payload so the server refuses the client at
@@ -18,7 +27,7 @@ const served = (acc: StoredAccount | undefined) => (acc === undefined || isExpir
  * the store's memory needs no nkey check (only stored accounts get there); any other id is checked before
  * the store reads it from LevelDB (see AccountStore.readNow).
  */
-export function addLookupEndpoint(service: MeshService, store: AccountStore): void {
+export function addLookupEndpoint(service: MeshService, store: AccountStore, servers: ServerCount): void {
   service.endpoint({
     name: 'lookup',
     subject: subjects.lookup(),
@@ -27,9 +36,11 @@ export function addLookupEndpoint(service: MeshService, store: AccountStore): vo
     handle(msg) {
       const id = msg.subject.slice(PREFIX.length, msg.subject.length - SUFFIX.length)
       const hit = store.cached(id)
-      if (hit !== undefined) return served(hit)
-      if (!isAccountKey(id)) return NOT_FOUND
-      return served(store.readNow(id))
+      if (hit !== undefined && !isExpired(hit)) return hit.jwt
+      // nats-server fetches only account keys: anything else comes from a client, and one reply does
+      if (hit === undefined && !isAccountKey(id)) return NOT_FOUND
+      const acc = hit ?? store.readNow(id)
+      return acc === undefined || isExpired(acc) ? notFound(msg, servers) : acc.jwt
     },
   })
 }

@@ -12,6 +12,7 @@ import { addResolverHealth } from './health.ts'
 import { addLookupEndpoint } from './lookup.ts'
 import { addPackEndpoint } from './pack.ts'
 import { Replication } from './replication.ts'
+import { ServerCount } from './server-count.ts'
 import { Takeover } from './takeover.ts'
 import { storeSystemAccount } from './system-account.ts'
 import { addUpdateEndpoints } from './update.ts'
@@ -41,16 +42,18 @@ startup('resolver', async () => {
   // Catch up with the other instances before answering lookups, so a new one does not answer "unknown".
   takeover.start()
   await replication.start()
-  addLookupEndpoint(service, store)
+  const servers = new ServerCount(nc, log.child({ part: 'server-count' }))
+  servers.start()
+  addLookupEndpoint(service, store, servers)
   addResolverHealth(service, nc, store)
   const replies = new ClaimReplies(service.id)
   addUpdateEndpoints(service, { nc, store, delivery, replies })
   addListEndpoint(service, store, replies)
-  addDeleteEndpoint(service, { nc, store, delivery, replies })
+  addDeleteEndpoint(service, { nc, store, delivery, replies, allowDelete: config.allowDelete })
   addPackEndpoint(service, nc, store, replies)
   addHistoryEndpoint(service, store)
   addGetEndpoint(service, store)
   addActivationEndpoints(service, nc, store)
   await delivery.resume()
-  await runUntilStopped({ log, service, nc, settle: [() => delivery.settle()], closers: [() => store.close(), async () => delivery.close(), () => replication.stop(), async () => takeover.stop()] })
+  await runUntilStopped({ log, service, nc, settle: [() => delivery.settle()], closers: [() => store.close(), async () => delivery.close(), () => replication.stop(), async () => takeover.stop(), async () => servers.stop()] })
 })
