@@ -27,6 +27,11 @@ export interface ResolverConfig {
   takeoverSeconds: number
   /** RESOLVER_ALLOW_DELETE: false refuses every `$SYS.REQ.CLAIMS.DELETE` (nsc's generated full config). */
   allowDelete: boolean
+  /**
+   * RESOLVER_AUTHORITATIVE: false while full-resolver servers still hold accounts the mesh may lack (a
+   * migration): LOOKUP then stays silent for unknown accounts instead of answering "not found".
+   */
+  authoritative: boolean
 }
 
 /**
@@ -66,6 +71,7 @@ export function loadResolverConfig(env: Env): ResolverConfig {
     syncIntervalSeconds: r.integer('RESOLVER_SYNC_SECONDS', 30, 1, 86_400),
     takeoverSeconds: r.integer('RESOLVER_TAKEOVER_SECONDS', 15, 1, 86_400),
     allowDelete: r.oneOf('RESOLVER_ALLOW_DELETE', ['true', 'false'], 'true') === 'true',
+    authoritative: r.oneOf('RESOLVER_AUTHORITATIVE', ['true', 'false'], 'true') === 'true',
   }
   config.systemAccountJwt = readSystemAccountJwt(r, config.trust)
   r.assertValid()

@@ -1,4 +1,4 @@
-import { isAccountKey, isExpired, subjects, type MeshService } from '../../shared/index.ts'
+import { isAccountKey, isExpired, NO_REPLY, subjects, type MeshService } from '../../shared/index.ts'
 import type { ServiceMsg } from '@nats-io/services'
 import type { AccountStore } from './account-store.ts'
 import type { ServerCount } from './server-count.ts'
@@ -18,6 +18,16 @@ function notFound(msg: ServiceMsg, servers: ServerCount): Uint8Array {
   return NOT_FOUND
 }
 
+export interface LookupOptions {
+  /**
+   * RESOLVER_AUTHORITATIVE. False while a fleet moves onto the mesh: full-resolver servers may still hold
+   * accounts not yet imported, and our "not found" (first reply wins up to 2.9.16; from 2.9.17 our empty
+   * replies use up the count the requester waits for) would refuse their users before a full peer answers.
+   * Silent instead, an unknown account costs the requester its fetch timeout at worst.
+   */
+  authoritative: boolean
+}
+
 /**
  * `$SYS.REQ.ACCOUNT.<id>.CLAIMS.LOOKUP`: the raw JWT, or an empty payload so the server refuses the client at
  * once instead of after its fetch timeout. Never headers, never JSON: servers store what we send as the JWT
@@ -27,11 +37,14 @@ function notFound(msg: ServiceMsg, servers: ServerCount): Uint8Array {
  * the store's memory needs no nkey check (only stored accounts get there); any other id is checked before
  * the store reads it from LevelDB (see AccountStore.readNow).
  */
-export function addLookupEndpoint(service: MeshService, store: AccountStore, servers: ServerCount): void {
+export function addLookupEndpoint(service: MeshService, store: AccountStore, servers: ServerCount, opts: LookupOptions): void {
+  const unknown = (msg: ServiceMsg): Uint8Array | typeof NO_REPLY => (opts.authoritative ? notFound(msg, servers) : NO_REPLY)
   service.endpoint({
     name: 'lookup',
     subject: subjects.lookup(),
-    description: 'Serves an account JWT to nats-servers; empty when unknown',
+    description: opts.authoritative
+      ? 'Serves an account JWT to nats-servers; empty when unknown'
+      : 'Serves an account JWT to nats-servers; silent when unknown (RESOLVER_AUTHORITATIVE=false)',
     errorReply: () => NOT_FOUND,
     handle(msg) {
       const id = msg.subject.slice(PREFIX.length, msg.subject.length - SUFFIX.length)
@@ -40,7 +53,7 @@ export function addLookupEndpoint(service: MeshService, store: AccountStore, ser
       // nats-server fetches only account keys: anything else comes from a client, and one reply does
       if (hit === undefined && !isAccountKey(id)) return NOT_FOUND
       const acc = hit ?? store.readNow(id)
-      return acc === undefined || isExpired(acc) ? notFound(msg, servers) : acc.jwt
+      return acc === undefined || isExpired(acc) ? unknown(msg) : acc.jwt
     },
   })
 }

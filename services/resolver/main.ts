@@ -44,7 +44,7 @@ startup('resolver', async () => {
   await replication.start()
   const servers = new ServerCount(nc, log.child({ part: 'server-count' }))
   servers.start()
-  addLookupEndpoint(service, store, servers)
+  addLookupEndpoint(service, store, servers, { authoritative: config.authoritative })
   addResolverHealth(service, nc, store)
   const replies = new ClaimReplies(service.id)
   addUpdateEndpoints(service, { nc, store, delivery, replies })
