@@ -5,6 +5,7 @@ import { bootstrapCommand } from './commands/bootstrap.ts'
 import { deleteCommand } from './commands/delete.ts'
 import { getCommand } from './commands/get.ts'
 import { historyCommand } from './commands/history.ts'
+import { importCommand } from './commands/import.ts'
 import { listCommand } from './commands/list.ts'
 import { pushCommand } from './commands/push.ts'
 import { statusCommand } from './commands/status.ts'
@@ -14,6 +15,7 @@ import type { Command, Io } from './context.ts'
 export const COMMANDS: readonly Command[] = [
   statusCommand,
   pushCommand,
+  importCommand,
   getCommand,
   listCommand,
   historyCommand,
