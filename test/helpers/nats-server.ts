@@ -40,6 +40,8 @@ export interface StartOptions {
   maxPayload?: number
   /** A full resolver's PACK sync interval (a Go duration). */
   interval?: string
+  /** A URL resolver (what fleets of the retired nats-account-server run) fetching `<url><id>` instead. */
+  resolverUrl?: string
 }
 
 /** Starts a real nats-server in operator mode on a free loopback port; stopped when the test ends. */
@@ -49,19 +51,20 @@ export async function startNatsServer(t: Test, fx: Fixture, opts: StartOptions =
   await mkdir(jwtDir)
   const name = opts.name ?? 'n1'
   const conf = join(dir, 'server.conf')
+  const rendered = renderServerConf({
+    serverName: name,
+    port: opts.port ?? -1,
+    portsFileDir: dir,
+    operatorJwtPath: fx.operatorJwtPath,
+    systemAccount: fx.op.systemAccount.id,
+    systemAccountJwt: fx.op.systemAccount.jwt,
+    resolver: opts.resolver === 'full' ? { type: 'full', dir: jwtDir, interval: opts.interval } : { type: 'cache', dir: jwtDir },
+    cluster: opts.cluster,
+    maxPayload: opts.maxPayload,
+  })
   await writeFile(
     conf,
-    renderServerConf({
-      serverName: name,
-      port: opts.port ?? -1,
-      portsFileDir: dir,
-      operatorJwtPath: fx.operatorJwtPath,
-      systemAccount: fx.op.systemAccount.id,
-      systemAccountJwt: fx.op.systemAccount.jwt,
-      resolver: opts.resolver === 'full' ? { type: 'full', dir: jwtDir, interval: opts.interval } : { type: 'cache', dir: jwtDir },
-      cluster: opts.cluster,
-      maxPayload: opts.maxPayload,
-    }),
+    opts.resolverUrl === undefined ? rendered : rendered.replace(/^resolver: \{.*\}$/m, `resolver: URL(${JSON.stringify(opts.resolverUrl)})`),
   )
   const proc = spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
