@@ -64,7 +64,10 @@ export async function startNatsServer(t: Test, fx: Fixture, opts: StartOptions =
   })
   await writeFile(
     conf,
-    opts.resolverUrl === undefined ? rendered : rendered.replace(/^resolver: \{.*\}$/m, `resolver: URL(${JSON.stringify(opts.resolverUrl)})`),
+    opts.resolverUrl === undefined
+      ? rendered
+      : // a URL resolver takes no preloads: the system account comes from the URL like any other
+        rendered.replace(/^resolver: \{.*\}$/m, `resolver: URL(${JSON.stringify(opts.resolverUrl)})`).replace(/^resolver_preload: .*\n/m, ''),
   )
   const proc = spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
