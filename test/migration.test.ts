@@ -331,6 +331,8 @@ async function writeShard(dir: string, id: string, jwt: string): Promise<void> {
 /** The read side of nats-account-server that URL resolvers use: `GET /jwt/v1/accounts/<id>` from its store. */
 async function accountServer(t: Test, dir: string): Promise<string> {
   const srv: Server = createServer((req, res) => {
+    // nats-server checks the bare URL at start, as nats-account-server's "server test point"
+    if (req.url === '/jwt/v1/accounts/') return void res.writeHead(200).end()
     const id = /^\/jwt\/v1\/accounts\/(A[A-Z2-7]{55})$/.exec(req.url ?? '')?.[1]
     if (id === undefined) return void res.writeHead(404).end()
     readFile(shardPath(dir, id), 'utf8').then(
