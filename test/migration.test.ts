@@ -156,6 +156,7 @@ function connectLoop(fleet: Fleet, inRotation: Set<number>) {
   const servedBy = new Map<string, number>()
   let connects = 0
   let stopping = false
+  let current: Promise<unknown> = Promise.resolve()
   const done = (async () => {
     for (let i = 0; !stopping; i++) {
       const started = Date.now()
@@ -164,13 +165,13 @@ function connectLoop(fleet: Fleet, inRotation: Set<number>) {
       const order = [first, ...live.filter((j) => j !== first)].map((j) => fleet.urls[j]!)
       const tenant = fleet.tenants[(i * 7) % ACCOUNTS]!
       try {
-        await within(10_000, 'a connect', (async () => {
+        await (current = within(10_000, 'a connect', (async () => {
           const nc = await connect({ servers: order, noRandomize: true, reconnect: false, timeout: 5000, authenticator: credsAuthenticator(enc(tenant.creds)) })
           await nc.flush()
           const name = nc.info?.server_name ?? '?'
           servedBy.set(name, (servedBy.get(name) ?? 0) + 1)
           await nc.close()
-        })())
+        })()))
         connects++
       } catch (e) {
         failures.push(`${tenant.acc.name} via ${order[0]}: ${(e as Error).message}`)
@@ -178,7 +179,14 @@ function connectLoop(fleet: Fleet, inRotation: Set<number>) {
       await delay(Math.max(0, 100 - (Date.now() - started)))
     }
   })()
-  return { failures, servedBy, connects: () => connects, stop: async () => void ((stopping = true), await done) }
+  return {
+    failures,
+    servedBy,
+    connects: () => connects,
+    /** Settles when the connect under way (which may be to any node) is over. */
+    settled: () => current.catch(() => undefined),
+    stop: async () => void ((stopping = true), await done),
+  }
 }
 
 /**
@@ -228,9 +236,11 @@ function pushLoop(fleet: Fleet, sys: NatsConnection, also?: (id: string, jwt: st
  * The switch itself: each node in turn leaves the clients' rotation, stops, comes back on the same ports as a
  * cache server with a fresh directory, and rejoins the rotation once routed and every mesh instance is back.
  */
-async function rollingSwitch(t: Test, fleet: Fleet, sys: NatsConnection, inRotation: Set<number>): Promise<void> {
+async function rollingSwitch(t: Test, fleet: Fleet, sys: NatsConnection, inRotation: Set<number>, users: { settled(): Promise<unknown> }): Promise<void> {
   for (let i = 0; i < fleet.nodes.length; i++) {
+    // out of the clients' rotation, and no connect still on its way to it (a load balancer's drain)
     inRotation.delete(i)
+    await users.settled()
     await fleet.servers[i]!.stop()
     fleet.servers[i] = await startNode(t, fleet, i, { resolver: 'cache' })
     await clusterFormed(sys, 3)
@@ -304,7 +314,7 @@ t.test('a full-resolver fleet moves onto the mesh with no failed connect and no 
   const users = connectLoop(fleet, inRotation)
   const pushes = pushLoop(fleet, sys)
   await delay(1500)
-  await rollingSwitch(t, fleet, sys, inRotation)
+  await rollingSwitch(t, fleet, sys, inRotation, users)
   await pushes.stop()
   await users.stop()
   mark('switched')
@@ -371,7 +381,7 @@ t.test('a nats-account-server fleet moves onto the mesh from its store directory
   // nsc pushes to the account server (its store) and to the mesh until the last URL server is gone
   const pushes = pushLoop(fleet, sys, (id, jwt) => writeShard(storeDir, id, jwt))
   await delay(1500)
-  await rollingSwitch(t, fleet, sys, inRotation)
+  await rollingSwitch(t, fleet, sys, inRotation, users)
   await pushes.stop()
   await users.stop()
 
