@@ -9,13 +9,13 @@ import { connect } from '@nats-io/transport-node'
 import { credsAuthenticator, type NatsConnection } from '@nats-io/nats-core'
 import { signJwt, subjects } from '../shared/index.ts'
 import { loadResolverConfig } from '../services/resolver/config.ts'
-import { createAccount, createUser } from '@nats-io/nkeys'
+import { createAccount, createOperator, createUser } from '@nats-io/nkeys'
 import { fmtCreds } from '@nats-io/jwt'
-import { newAccount, UNLIMITED, type AccountIdentity } from '../ops/identities.ts'
+import { newAccount, newUser, UNLIMITED, type AccountIdentity } from '../ops/identities.ts'
 import { askResolver, mapLimit, type ClaimReply } from '../cli/requests.ts'
 import { connectWith } from './helpers/clients.ts'
 import { makeFixture, tempDir, type Fixture } from './helpers/fixtures.ts'
-import { accountJwt } from './helpers/jwts.ts'
+import { accountJwt, signClaims } from './helpers/jwts.ts'
 import { freePort, startNatsServer, type NatsServerHandle, type StartOptions } from './helpers/nats-server.ts'
 import { startResolver, startService } from './helpers/services.ts'
 import { appliedJwts, clusterFormed, gather, type ClaimReply as ServerClaimReply } from './helpers/sys-requests.ts'
@@ -391,4 +391,74 @@ t.test('a nats-account-server fleet moves onto the mesh from its store directory
   const unknown = (await newAccount(fleet.fx.op, 'NOBODY')).id
   const replies = await gather(sys, subjects.lookup(unknown), '', 1, 1000)
   t.equal(replies[0]?.data.length, 0, 'an authoritative resolver answers an unknown account with an empty reply')
+})
+
+t.test('mesh import judges every file of a damaged store, stores only what a push would, and changes nothing on a dry run', async (t) => {
+  const server = await startNatsServer(t, fx, { name: 'solo' })
+  const fleet: Fleet = { fx, tenants, nodes: [], servers: [server], urls: [server.url] }
+  const sys = await connectWith(t, server, fx.sysUser.creds)
+  await Promise.all([startService(t, 'signer', fx, [server]), startResolver(t, fx, [server]), startService(t, 'notifier', fx, [server])])
+  const now = Math.floor(Date.now() / 1000)
+  const dir = await tempDir(t, 'damaged')
+  const file = async (name: string, text: string) => {
+    await mkdir(join(dir, name, '..'), { recursive: true })
+    await writeFile(join(dir, name), text)
+  }
+  const [good, exporter, importer, deleted, older] = tenants.slice(0, 5).map((x) => x.acc) as AccountIdentity[]
+  // the mesh already holds a newer version of `older`
+  const newer = accountJwt(fx.op.signingKp, older!.id, {}, { name: older!.name, iat: now })
+  t.equal((await askResolver(sys, subjects.claimsUpdate, newer, 5000)).data !== undefined, true)
+  const exporterJwt = accountJwt(fx.op.signingKp, exporter!.id, { exports: [{ name: 'help', subject: 'help.>', type: 'service', token_req: true }] })
+  const activation = signClaims({ sub: importer!.id, name: 'help', nats: { subject: 'help.me', kind: 'service', type: 'activation', version: 2 } }, exporter!.kp)
+  const stranger = createAccount()
+  await file(`${good!.id}.jwt`, good!.jwt)
+  await file(`${exporter!.id.slice(-2)}/${exporter!.id}.jwt`, exporterJwt)
+  await file(`==/activation.jwt`, activation)
+  await file(`${deleted!.id}.jwt.deleted`, deleted!.jwt)
+  await file(`${older!.id}.jwt`, older!.jwt)
+  const empty = `${createAccount().getPublicKey()}.jwt`
+  await file(empty, '')
+  await file('garbage.jwt', 'not a jwt at all')
+  await file(`${importer!.id}.jwt`, exporterJwt) // named for one account, holding another
+  await file('expired.jwt', accountJwt(fx.op.signingKp, stranger.getPublicKey(), {}, { exp: now - 60 }))
+  await file('untrusted.jwt', accountJwt(createOperator(), createAccount().getPublicKey()))
+  await file('user.jwt', (await newUser(good!, 'someone')).jwt)
+
+  const byFile = (j: ImportJson) => Object.fromEntries(j.results.map((r) => [r.source, `${r.outcome}${r.reason ? ` ${r.reason}` : ''}`]))
+  const expected = (store: string) => ({
+    [`${good!.id}.jwt`]: store,
+    [`${exporter!.id.slice(-2)}/${exporter!.id}.jwt`]: store,
+    '==/activation.jwt': store,
+    [`${deleted!.id}.jwt.deleted`]: 'skipped',
+    [`${older!.id}.jwt`]: 'newer',
+    [empty]: 'skipped',
+    'garbage.jwt': 'refused',
+    [`${importer!.id}.jwt`]: 'refused',
+    'expired.jwt': 'refused JWT_EXPIRED',
+    'untrusted.jwt': 'refused ISSUER_UNTRUSTED',
+    'user.jwt': 'skipped',
+  })
+  const dry = await meshImport(fleet, [dir, '--dry-run'])
+  t.equal(dry.code, 1, 'refusals make the exit code 1')
+  t.ok(dry.json.dryRun)
+  t.same(byFile(dry.json), expected('store'), 'each file judged as a push would be')
+  t.equal((await held(sys, good!.id)).state, 'unknown', 'the dry run stored nothing')
+  t.equal((await held(sys, older!.id)).jwt, newer, 'nor replaced anything')
+
+  const real = await meshImport(fleet, [dir])
+  t.equal(real.code, 1)
+  t.same(byFile(real.json), expected('stored'), 'the same verdicts, and what would be stored is')
+  t.equal((await held(sys, good!.id)).jwt, good!.jwt, 'the valid account is stored')
+  t.equal((await held(sys, older!.id)).jwt, newer, 'the newer version the mesh held stays')
+  t.equal(real.json.results.find((r) => r.source === '==/activation.jwt')?.message, 'activation stored', 'after its exporter')
+  t.equal(countOf(fleet, (await meshImport(fleet, [dir])).json, 'current'), 3, 'a second run finds the three stored tokens current')
+
+  const usage = await mesh(['import', dir, '--pack', '-s', server.url, '--creds', fx.sysCredsPath])
+  t.equal(usage.code, 1)
+  t.match(usage.stderr, /usage: mesh import <dir> or mesh import --pack/)
+  const missing = await mesh(['import', join(dir, 'nope'), '-s', server.url, '--creds', fx.sysCredsPath])
+  t.match(missing.stderr, /cannot read .*nope \(ENOENT\)/)
+  const onlyMesh = await mesh(['import', '--pack', '-s', server.url, '--creds', fx.sysCredsPath, '--timeout', '1s'])
+  t.equal(onlyMesh.code, 1)
+  t.match(onlyMesh.stderr, /only the mesh's resolver answered PACK/, 'a cache server and the mesh alone: no full server to read')
 })
