@@ -174,7 +174,7 @@ function connectLoop(fleet: Fleet, inRotation: Set<number>) {
         })()))
         connects++
       } catch (e) {
-        failures.push(`${tenant.acc.name} via ${order[0]}: ${(e as Error).message}`)
+        failures.push(`${tenant.acc.name} (${tenant.acc.id}) via ${fleet.nodes[first]?.name} at ${new Date().toISOString()}: ${(e as Error).message}`)
       }
       await delay(Math.max(0, 100 - (Date.now() - started)))
     }
@@ -241,6 +241,7 @@ async function rollingSwitch(t: Test, fleet: Fleet, sys: NatsConnection, inRotat
     // out of the clients' rotation, and no connect still on its way to it (a load balancer's drain)
     inRotation.delete(i)
     await users.settled()
+    t.comment(`${fleet.nodes[i]!.name} restarts at ${new Date().toISOString()}`)
     await fleet.servers[i]!.stop()
     fleet.servers[i] = await startNode(t, fleet, i, { resolver: 'cache' })
     await clusterFormed(sys, 3)
@@ -386,6 +387,10 @@ t.test('a nats-account-server fleet moves onto the mesh from its store directory
   await users.stop()
 
   t.same(users.failures, [], `no connect failed (${users.connects()} connects)`)
+  for (const f of users.failures) {
+    const id = /\((A[A-Z2-7]{55})\)/.exec(f)?.[1] ?? '-'
+    for (const s of fleet.servers) t.comment(`${s.name}: ${(s.output?.() ?? '').split('\n').filter((l) => l.includes(id) || /ERR|WRN/.test(l)).slice(-8).join('\n')}`)
+  }
   t.same(pushes.problems, [], `every push was accepted by the mesh (${pushes.latest.size} accounts pushed, ${pushes.retried()} pushes sent again after no reply)`)
   await checkEnd(t, fleet, sys, pushes.latest)
   const unknown = (await newAccount(fleet.fx.op, 'NOBODY')).id

@@ -17,6 +17,8 @@ export interface NatsServerHandle {
   stop(): Promise<void>
   /** Where the server keeps account JWTs (`<id>.jwt`). */
   jwtDir: string
+  /** The end of its log (stderr), to explain a failure. */
+  output?(): string
 }
 
 /** A free loopback port, for the cluster routes that must be known before the servers start. */
@@ -84,7 +86,7 @@ export async function startNatsServer(t: Test, fx: Fixture, opts: StartOptions =
     { ms: 10_000, what: 'nats-server ports file' },
   )
   const url = ports.nats[0]!
-  return { name, url, port: Number(new URL(url).port), proc, stop, jwtDir }
+  return { name, url, port: Number(new URL(url).port), proc, stop, jwtDir, output: () => stderr }
 }
 
 /** Three cache-mode servers routed into one cluster. */
