@@ -119,20 +119,32 @@ function startNode(t: Test, fleet: Fleet, i: number, opts: Pick<StartOptions, 'r
   })
 }
 
+/** The mesh instances pinned to one node: stopped before it restarts and started again once it is back. */
+type Pinned = Map<number, () => Promise<{ stop(): Promise<number | null> }[]>>
+
 /**
- * Two instances each of resolver and signer, each pinned to one node (the first and the last restarted), so
- * one of each stays connected while a node restarts, as replicas spread over a cluster would; one notifier,
- * whose outbox rides out its reconnects.
+ * Two instances each of resolver and signer, each pinned to one node (n1 and n3), as replicas spread over a
+ * cluster would be, and a notifier on all nodes (its outbox rides out its reconnects). Returns how to start
+ * the instances of each pinned node, for the switch.
  */
-async function startMesh(t: Test, fleet: Fleet, env: Record<string, string>): Promise<void> {
-  const [first, , last] = fleet.servers as [NatsServerHandle, NatsServerHandle, NatsServerHandle]
+async function startMesh(t: Test, fleet: Fleet, env: Record<string, string>): Promise<{ pinned: Pinned; running: Map<number, { stop(): Promise<number | null> }[]> }> {
+  const pinned: Pinned = new Map()
+  for (const i of [0, 2]) {
+    const dataDir = await tempDir(t, 'resolver')
+    pinned.set(i, async () => {
+      const node = fleet.servers[i]!
+      return Promise.all([
+        startService(t, 'signer', fleet.fx, [node]),
+        startResolver(t, fleet.fx, [node], { ...env, RESOLVER_DATA_DIR: dataDir }),
+      ])
+    })
+  }
+  const running = new Map<number, { stop(): Promise<number | null> }[]>()
   await Promise.all([
-    startService(t, 'signer', fleet.fx, [first]),
-    startService(t, 'signer', fleet.fx, [last]),
-    startResolver(t, fleet.fx, [first], env),
-    startResolver(t, fleet.fx, [last], env),
+    ...[...pinned].map(async ([i, start]) => running.set(i, await start())),
     startService(t, 'notifier', fleet.fx, fleet.servers),
   ])
+  return { pinned, running }
 }
 
 /**
@@ -236,15 +248,27 @@ function pushLoop(fleet: Fleet, sys: NatsConnection, also?: (id: string, jwt: st
  * The switch itself: each node in turn leaves the clients' rotation, stops, comes back on the same ports as a
  * cache server with a fresh directory, and rejoins the rotation once routed and every mesh instance is back.
  */
-async function rollingSwitch(t: Test, fleet: Fleet, sys: NatsConnection, inRotation: Set<number>, users: { settled(): Promise<unknown> }): Promise<void> {
+async function rollingSwitch(
+  t: Test,
+  fleet: Fleet,
+  sys: NatsConnection,
+  inRotation: Set<number>,
+  users: { settled(): Promise<unknown> },
+  mesh: Awaited<ReturnType<typeof startMesh>>,
+): Promise<void> {
   for (let i = 0; i < fleet.nodes.length; i++) {
     // out of the clients' rotation, and no connect still on its way to it (a load balancer's drain)
     inRotation.delete(i)
     await users.settled()
+    // the mesh instances on it leave first, answering what they took: a request routed to an instance
+    // whose node dies under it is lost, and the user waiting on that lookup is refused after the timeout
+    for (const svc of mesh.running.get(i) ?? []) await svc.stop()
     t.comment(`${fleet.nodes[i]!.name} restarts at ${new Date().toISOString()}`)
     await fleet.servers[i]!.stop()
     fleet.servers[i] = await startNode(t, fleet, i, { resolver: 'cache' })
     await clusterFormed(sys, 3)
+    const start = mesh.pinned.get(i)
+    if (start !== undefined) mesh.running.set(i, await start())
     await nodeReady(t, fleet, i)
     inRotation.add(i)
     await delay(1500) // users and pushes carry on against the mixed fleet
@@ -297,7 +321,7 @@ t.test('a full-resolver fleet moves onto the mesh with no failed connect and no 
 
   mark('accounts pushed to the fleet')
   // not authoritative while full servers may hold what the mesh lacks
-  await startMesh(t, fleet, { RESOLVER_AUTHORITATIVE: 'false' })
+  const meshes = await startMesh(t, fleet, { RESOLVER_AUTHORITATIVE: 'false' })
   mark('mesh started')
   const dry = await meshImport(fleet, ['--pack', '--dry-run'])
   t.equal(dry.code, 0, dry.stderr)
@@ -315,7 +339,7 @@ t.test('a full-resolver fleet moves onto the mesh with no failed connect and no 
   const users = connectLoop(fleet, inRotation)
   const pushes = pushLoop(fleet, sys)
   await delay(1500)
-  await rollingSwitch(t, fleet, sys, inRotation, users)
+  await rollingSwitch(t, fleet, sys, inRotation, users, meshes)
   await pushes.stop()
   await users.stop()
   mark('switched')
@@ -367,7 +391,7 @@ t.test('a nats-account-server fleet moves onto the mesh from its store directory
   await clusterFormed(sys, 3)
 
   // URL servers never ask the mesh, so it can be authoritative from the start
-  await startMesh(t, fleet, {})
+  const meshes = await startMesh(t, fleet, {})
   const dry = await meshImport(fleet, [storeDir, '--dry-run'])
   t.equal(dry.code, 0, dry.stderr)
   t.equal(countOf(fleet, dry.json, 'store'), ACCOUNTS, 'the dry run would store every account of the sharded store')
@@ -382,7 +406,7 @@ t.test('a nats-account-server fleet moves onto the mesh from its store directory
   // nsc pushes to the account server (its store) and to the mesh until the last URL server is gone
   const pushes = pushLoop(fleet, sys, (id, jwt) => writeShard(storeDir, id, jwt))
   await delay(1500)
-  await rollingSwitch(t, fleet, sys, inRotation, users)
+  await rollingSwitch(t, fleet, sys, inRotation, users, meshes)
   await pushes.stop()
   await users.stop()
 
