@@ -6,6 +6,7 @@ import { deleteCommand } from './commands/delete.ts'
 import { getCommand } from './commands/get.ts'
 import { historyCommand } from './commands/history.ts'
 import { lintCommand } from './commands/lint.ts'
+import { importCommand } from './commands/import.ts'
 import { listCommand } from './commands/list.ts'
 import { pushCommand } from './commands/push.ts'
 import { repairCommand } from './commands/repair.ts'
@@ -17,6 +18,7 @@ import type { Command, Io } from './context.ts'
 export const COMMANDS: readonly Command[] = [
   statusCommand,
   pushCommand,
+  importCommand,
   getCommand,
   listCommand,
   historyCommand,

@@ -9,6 +9,12 @@ export type Reply = Uint8Array | string
 
 const EMPTY = new Uint8Array()
 
+/**
+ * What a handler returns to send no reply at all (the request still counts in STATS): a resolver that is
+ * not authoritative stays silent on an unknown account, so another responder's answer is the one taken.
+ */
+export const NO_REPLY: unique symbol = Symbol('no reply')
+
 /** Turns a failure into the reply body of an endpoint's dialect; `undefined` means "send micro error headers". */
 export type ErrorReply = (error: AppError, msg: ServiceMsg) => Reply | undefined
 
@@ -23,7 +29,7 @@ export interface EndpointSpec {
    * body rather than a promise: the reply then leaves in the request's own tick, so the replies to a burst
    * of requests share one socket write instead of one write per microtask turn.
    */
-  handle: (msg: ServiceMsg, log: Logger) => Reply | undefined | Promise<Reply | undefined>
+  handle: (msg: ServiceMsg, log: Logger) => Reply | undefined | typeof NO_REPLY | Promise<Reply | undefined>
   /**
    * `$SYS` endpoints must answer in nats-server's dialect (protocol.md §7: never error headers there). Without
    * this, errors go out as `Nats-Service-Error` headers with the AppError's JSON as body.
@@ -118,9 +124,9 @@ export class MeshService {
     return undefined
   }
 
-  private reply(spec: EndpointSpec, stats: EndpointStatsInternals, msg: ServiceMsg, log: Logger, body: Reply | undefined, start: number): void {
+  private reply(spec: EndpointSpec, stats: EndpointStatsInternals, msg: ServiceMsg, log: Logger, body: Reply | undefined | typeof NO_REPLY, start: number): void {
     try {
-      if (msg.reply) msg.respond(body ?? EMPTY)
+      if (msg.reply && body !== NO_REPLY) msg.respond(body ?? EMPTY)
     } catch (e) {
       this.fail(spec, stats, msg, log, e, start)
       return

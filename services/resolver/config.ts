@@ -29,6 +29,11 @@ export interface ResolverConfig {
   allowDelete: boolean
   /** Between periodic reconciliation passes (servers against the store); 0 = no periodic pass. */
   reconcileSeconds: number
+  /**
+   * RESOLVER_AUTHORITATIVE: false while full-resolver servers still hold accounts the mesh may lack (a
+   * migration): LOOKUP then stays silent for unknown accounts instead of answering "not found".
+   */
+  authoritative: boolean
 }
 
 /**
@@ -69,6 +74,7 @@ export function loadResolverConfig(env: Env): ResolverConfig {
     takeoverSeconds: r.integer('RESOLVER_TAKEOVER_SECONDS', 15, 1, 86_400),
     allowDelete: r.oneOf('RESOLVER_ALLOW_DELETE', ['true', 'false'], 'true') === 'true',
     reconcileSeconds: r.integer('RESOLVER_RECONCILE_SECONDS', 300, 0, 86_400),
+    authoritative: r.oneOf('RESOLVER_AUTHORITATIVE', ['true', 'false'], 'true') === 'true',
   }
   config.systemAccountJwt = readSystemAccountJwt(r, config.trust)
   r.assertValid()

@@ -1,4 +1,4 @@
-import { isAccountKey, isExpired, subjects, type MeshService } from '../../shared/index.ts'
+import { isAccountKey, isExpired, NO_REPLY, subjects, type MeshService } from '../../shared/index.ts'
 import type { ServiceMsg } from '@nats-io/services'
 import type { AccountStore, StoredAccount } from './account-store.ts'
 import type { ServerCount } from './server-count.ts'
@@ -21,6 +21,18 @@ function notFound(msg: ServiceMsg, servers: ServerCount): Uint8Array {
 
 const usable = (id: string, acc: StoredAccount, check?: Servability) => (check ? check.servable(id, acc) : !isExpired(acc))
 
+export interface LookupOptions {
+  /**
+   * RESOLVER_AUTHORITATIVE. False while a fleet moves onto the mesh: full-resolver servers may still hold
+   * accounts not yet imported, and our "not found" (first reply wins up to 2.9.16; from 2.9.17 our empty
+   * replies use up the count the requester waits for) would refuse their users before a full peer answers.
+   * Silent instead, an unknown account costs the requester its fetch timeout at worst.
+   */
+  authoritative: boolean
+  /** Withholds stored JWTs the asking server would refuse (servable.ts); without it, only expired ones. */
+  servability?: Servability
+}
+
 /**
  * `$SYS.REQ.ACCOUNT.<id>.CLAIMS.LOOKUP`: the raw JWT, or an empty payload so the server refuses the client at
  * once instead of after its fetch timeout. Never headers, never JSON: servers store what we send as the JWT
@@ -31,11 +43,15 @@ const usable = (id: string, acc: StoredAccount, check?: Servability) => (check ?
  * the store's memory needs no nkey check (only stored accounts get there); any other id is checked before
  * the store reads it from LevelDB (see AccountStore.readNow).
  */
-export function addLookupEndpoint(service: MeshService, store: AccountStore, servers: ServerCount, servability?: Servability): void {
+export function addLookupEndpoint(service: MeshService, store: AccountStore, servers: ServerCount, opts: LookupOptions): void {
+  const { servability } = opts
+  const unknown = (msg: ServiceMsg): Uint8Array | typeof NO_REPLY => (opts.authoritative ? notFound(msg, servers) : NO_REPLY)
   service.endpoint({
     name: 'lookup',
     subject: subjects.lookup(),
-    description: 'Serves an account JWT to nats-servers; empty when unknown',
+    description: opts.authoritative
+      ? 'Serves an account JWT to nats-servers; empty when unknown'
+      : 'Serves an account JWT to nats-servers; silent when unknown (RESOLVER_AUTHORITATIVE=false)',
     errorReply: () => NOT_FOUND,
     handle(msg) {
       const id = msg.subject.slice(PREFIX.length, msg.subject.length - SUFFIX.length)
@@ -44,7 +60,7 @@ export function addLookupEndpoint(service: MeshService, store: AccountStore, ser
       // nats-server fetches only account keys: anything else comes from a client, and one reply does
       if (hit === undefined && !isAccountKey(id)) return NOT_FOUND
       const acc = hit ?? store.readNow(id)
-      return acc === undefined || !usable(id, acc, servability) ? notFound(msg, servers) : acc.jwt
+      return acc === undefined || !usable(id, acc, servability) ? unknown(msg) : acc.jwt
     },
   })
 }

@@ -47,7 +47,7 @@ startup('resolver', async () => {
   const servers = new ServerCount(nc, log.child({ part: 'server-count' }))
   servers.start()
   const servability = new Servability(config.trust)
-  addLookupEndpoint(service, store, servers, servability)
+  addLookupEndpoint(service, store, servers, { authoritative: config.authoritative, servability })
   const reconciler = new Reconciler({ nc, store, delivery, log: log.child({ part: 'reconcile' }), intervalMs: config.reconcileSeconds * 1000 })
   // unservable: stored JWTs today's rules refuse, withheld from LOOKUP (not a health failure)
   addResolverHealth(service, nc, store, () => ({ unservable: servability.unservableCount, reconcile: reconciler.health() }))

@@ -102,7 +102,19 @@ export class Replication {
         .finally(() => (this.running = undefined)))
     this.timer = setInterval(tick, this.intervalMs)
     this.timer.unref()
+    void this.catchUpAfterReconnects(tick)
     await tick()
+  }
+
+  /**
+   * Change events published while this instance was cut off (its nats-server restarting, as in a rolling
+   * switch) never reach it: reconcile as soon as it is back rather than at the next interval, so it does not
+   * serve the older versions to lookups meanwhile.
+   */
+  private async catchUpAfterReconnects(tick: () => Promise<void>): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (s.type === 'reconnect') void tick()
+    }
   }
 
   async stop(): Promise<void> {

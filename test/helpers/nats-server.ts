@@ -17,6 +17,8 @@ export interface NatsServerHandle {
   stop(): Promise<void>
   /** Where the server keeps account JWTs (`<id>.jwt`). */
   jwtDir: string
+  /** The end of its log (stderr), to explain a failure. */
+  output?(): string
 }
 
 /** A free loopback port, for the cluster routes that must be known before the servers start. */
@@ -40,6 +42,8 @@ export interface StartOptions {
   maxPayload?: number
   /** A full resolver's PACK sync interval (a Go duration). */
   interval?: string
+  /** A URL resolver (what fleets of the retired nats-account-server run) fetching `<url><id>` instead. */
+  resolverUrl?: string
 }
 
 /** Starts a real nats-server in operator mode on a free loopback port; stopped when the test ends. */
@@ -49,19 +53,23 @@ export async function startNatsServer(t: Test, fx: Fixture, opts: StartOptions =
   await mkdir(jwtDir)
   const name = opts.name ?? 'n1'
   const conf = join(dir, 'server.conf')
+  const rendered = renderServerConf({
+    serverName: name,
+    port: opts.port ?? -1,
+    portsFileDir: dir,
+    operatorJwtPath: fx.operatorJwtPath,
+    systemAccount: fx.op.systemAccount.id,
+    systemAccountJwt: fx.op.systemAccount.jwt,
+    resolver: opts.resolver === 'full' ? { type: 'full', dir: jwtDir, interval: opts.interval } : { type: 'cache', dir: jwtDir },
+    cluster: opts.cluster,
+    maxPayload: opts.maxPayload,
+  })
   await writeFile(
     conf,
-    renderServerConf({
-      serverName: name,
-      port: opts.port ?? -1,
-      portsFileDir: dir,
-      operatorJwtPath: fx.operatorJwtPath,
-      systemAccount: fx.op.systemAccount.id,
-      systemAccountJwt: fx.op.systemAccount.jwt,
-      resolver: opts.resolver === 'full' ? { type: 'full', dir: jwtDir, interval: opts.interval } : { type: 'cache', dir: jwtDir },
-      cluster: opts.cluster,
-      maxPayload: opts.maxPayload,
-    }),
+    opts.resolverUrl === undefined
+      ? rendered
+      : // a URL resolver takes no preloads: the system account comes from the URL like any other
+        rendered.replace(/^resolver: \{.*\}$/m, `resolver: URL(${JSON.stringify(opts.resolverUrl)})`).replace(/^resolver_preload: .*\n/m, ''),
   )
   const proc = spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
@@ -78,7 +86,7 @@ export async function startNatsServer(t: Test, fx: Fixture, opts: StartOptions =
     { ms: 10_000, what: 'nats-server ports file' },
   )
   const url = ports.nats[0]!
-  return { name, url, port: Number(new URL(url).port), proc, stop, jwtDir }
+  return { name, url, port: Number(new URL(url).port), proc, stop, jwtDir, output: () => stderr }
 }
 
 /** Three cache-mode servers routed into one cluster. */
