@@ -11,7 +11,6 @@ import {
 import type { ServiceMsg } from '@nats-io/services'
 import type { AccountStore } from './account-store.ts'
 import type { ClaimReplies } from './claim-reply.ts'
-import type { Delivery } from './delivery.ts'
 
 /**
  * Refusals of a delete request that servers act on anyway: they check neither time nor replay (protocol.md
@@ -23,7 +22,6 @@ interface DeleteDeps {
   nc: NatsConnection
   store: AccountStore
   replies: ClaimReplies
-  delivery: Delivery
 }
 
 interface Peeked {
@@ -57,7 +55,6 @@ async function applyDelete(deps: DeleteDeps, msg: ServiceMsg, log: Logger): Prom
     rememberUntil: v.freshUntil,
     via: msg.subject,
   })
-  for (const change of result.changes) deps.delivery.accepted(change)
   log.info({ issuer: v.issuer, accounts: result.changes.map((c) => c.id), seqs: result.changes.map((c) => c.seq) }, 'accounts deleted')
   return deps.replies.ok(`deleted ${result.deleted} accounts`)
 }
@@ -68,7 +65,6 @@ async function restoreAfterRefusal(deps: DeleteDeps, err: AppError, token: strin
     const change = await deps.store.restore(id)
     if (change === undefined) continue
     log.info({ account: id, seq: change.seq, refused: err.code }, 're-sending an account a refused delete named')
-    deps.delivery.accepted(change)
   }
 }
 

@@ -13,7 +13,6 @@ import {
 import type { ServiceMsg } from '@nats-io/services'
 import type { AccountStore } from './account-store.ts'
 import type { ClaimReplies } from './claim-reply.ts'
-import type { Delivery } from './delivery.ts'
 
 /**
  * Refusals of a validly signed account JWT. Servers hear every push too, store such a JWT on their own and
@@ -34,7 +33,6 @@ interface UpdateDeps {
   nc: NatsConnection
   store: AccountStore
   replies: ClaimReplies
-  delivery: Delivery
 }
 
 /** The `sub` of something that looks like a JWT, only to name the account in an error reply. */
@@ -65,7 +63,6 @@ async function applyUpdate(deps: UpdateDeps, msg: ServiceMsg, log: Logger): Prom
     log.debug({ account: verdict.id }, 'jwt already current')
     return deps.replies.ok('jwt already current', verdict.id)
   }
-  deps.delivery.accepted(result.change)
   const resigned = verdict.jwt !== undefined
   log.info({ account: verdict.id, seq: result.change.seq, kind: result.change.kind, resigned }, 'jwt stored')
   return deps.replies.ok(resigned ? 'jwt updated (signed by the operator)' : 'jwt updated', verdict.id)
@@ -77,7 +74,6 @@ async function restoreAfterRefusal(deps: UpdateDeps, err: AppError, id: string |
   const change = await deps.store.restore(id)
   if (change !== undefined) {
     log.info({ account: id, seq: change.seq, refused: err.code }, 're-sending the stored version')
-    deps.delivery.accepted(change)
   }
 }
 
