@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
-import { newOperator, newUser, type OperatorIdentity, type UserIdentity } from '../../ops/identities.ts'
+import { newAccount, newOperator, newUser, UNLIMITED, type AccountIdentity, type OperatorIdentity, type UserIdentity } from '../../ops/identities.ts'
 
 /** An operator, its system account and a system user, written where servers and services read them. */
 export interface Fixture {
@@ -12,6 +12,9 @@ export interface Fixture {
   operatorJwtPath: string
   sysJwtPath: string
   sysCredsPath: string
+  /** The storage account of the resolver's jetstream engine (JetStream enabled), and a user of it. */
+  mesh: AccountIdentity
+  meshCredsPath: string
 }
 
 export async function tempDir(t: Test, prefix: string): Promise<string> {
@@ -24,6 +27,7 @@ export async function makeFixture(t: Test, opts: { strict?: boolean } = {}): Pro
   const dir = await tempDir(t, 'mesh-fx')
   const op = await newOperator('TEST', opts)
   const sysUser = await newUser(op.systemAccount, 'sys')
+  const mesh = await newAccount(op, 'MESH', { limits: { ...UNLIMITED, mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 } })
   const fx = {
     dir,
     op,
@@ -31,7 +35,10 @@ export async function makeFixture(t: Test, opts: { strict?: boolean } = {}): Pro
     operatorJwtPath: join(dir, 'operator.jwt'),
     sysJwtPath: join(dir, 'sys.jwt'),
     sysCredsPath: join(dir, 'sys.creds'),
+    mesh,
+    meshCredsPath: join(dir, 'resolver-store.creds'),
   }
+  await writeFile(fx.meshCredsPath, (await newUser(mesh, 'resolver-store')).creds, { mode: 0o600 })
   await writeFile(fx.operatorJwtPath, op.jwt)
   await writeFile(fx.sysJwtPath, op.systemAccount.jwt)
   await writeFile(fx.sysCredsPath, sysUser.creds, { mode: 0o600 })
