@@ -77,10 +77,10 @@ export async function openStorage(
       await delay(Math.min(2000, 250 * attempt))
     }
   }
-  const js = jetstream(nc, { timeout: 4000 })
+  const js = jetstream(nc, { timeout: 2500 })
   for (let attempt = 1; ; attempt++) {
     try {
-      const jsm = await jetstreamManager(nc, { timeout: 4000 })
+      const jsm = await jetstreamManager(nc, { timeout: 2500 })
       await ensureStream(jsm, cfg.replicas)
       await ensureDeliveryConsumer(jsm, cfg.replicas)
       return { nc, js, jsm }
