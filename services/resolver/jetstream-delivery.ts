@@ -28,7 +28,7 @@ export class JetStreamDelivery {
 
   async start(): Promise<void> {
     const consumer = await this.store.storage.js.consumers.get(STREAM, DELIVERY_CONSUMER)
-    this.messages = await consumer.consume({ max_messages: MAX_IN_FLIGHT })
+    this.messages = await consumer.consume({ max_messages: MAX_IN_FLIGHT, expires: 5000 })
     this.running = (async () => {
       for await (const m of this.messages!) {
         while (this.sending.size >= MAX_IN_FLIGHT) await Promise.race(this.sending)

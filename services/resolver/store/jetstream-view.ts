@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
-import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream'
+import { setTimeout as delay } from 'node:timers/promises'
+import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream'
 import { peekClaims, type Logger } from '../../../shared/index.ts'
 import type { StoredActivation } from './activation-store.ts'
 import { Header, STREAM } from './jetstream-stream.ts'
@@ -8,6 +9,7 @@ import { stampOf } from './rules.ts'
 import { LocalTables } from './tables.ts'
 
 const APPLIED_KEY = 'js-applied'
+const WATCHDOG_MS = 2000
 
 /**
  * This instance's local copy of the stream, in LevelDB: every message is applied in stream order, together
@@ -19,6 +21,10 @@ export class StreamView {
   private waiters: { seq: number; wake: () => void }[] = []
   private messages: ConsumerMessages | undefined
   private running: Promise<void> | undefined
+  private watchdog: NodeJS.Timeout | undefined
+  private stopped = false
+  /** The highest sequence known to exist: the view is behind while applied is below it. */
+  private wanted = 0
 
   constructor(
     readonly tables: LocalTables,
@@ -29,31 +35,54 @@ export class StreamView {
     this.applied = Number((await this.tables.rdb.meta.get(APPLIED_KEY)) ?? 0)
   }
 
-  /** Follows the stream from the first message not yet applied, with an ordered consumer that heals itself. */
-  async start(js: JetStreamClient): Promise<void> {
-    const consumer = await js.consumers.get(
-      STREAM,
-      this.applied === 0 ? { deliver_policy: DeliverPolicy.All } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.applied + 1 },
-    )
-    this.messages = await consumer.consume()
-    this.running = (async () => {
-      for await (const m of this.messages!) {
-        if (m.seq <= this.applied) continue
-        try {
-          await this.apply(m)
-        } catch (e) {
-          // a local write failed: stop here rather than skip a message; a restart resumes at this one
-          this.log.error({ err: e, seq: m.seq }, 'applying a stream message failed; the local view stops here')
-          this.messages!.stop()
-          return
-        }
+  /**
+   * Follows the stream from the first message not yet applied, with an ordered consumer. One whose node died
+   * can stall without noticing for a long time, so a watchdog replaces it whenever the view is known to be
+   * behind (a write here was acked, or the stream says so) and has not moved for a while.
+   */
+  async start(js: JetStreamClient, jsm: JetStreamManager): Promise<void> {
+    this.running = this.follow(js)
+    let seen = this.applied
+    this.watchdog = setInterval(() => {
+      void jsm.streams
+        .info(STREAM)
+        .then((info) => (this.wanted = Math.max(this.wanted, info.state.last_seq)))
+        .catch(() => undefined)
+      if (this.wanted > this.applied && this.applied === seen) {
+        this.log.warn({ applied: this.applied, wanted: this.wanted }, 'the local view is stalled; following the stream anew')
+        this.messages?.stop()
       }
-    })()
+      seen = this.applied
+    }, WATCHDOG_MS)
+    this.watchdog.unref()
+  }
+
+  private async follow(js: JetStreamClient): Promise<void> {
+    while (!this.stopped) {
+      try {
+        const consumer = await js.consumers.get(
+          STREAM,
+          this.applied === 0
+            ? { deliver_policy: DeliverPolicy.All }
+            : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.applied + 1 },
+        )
+        this.messages = await consumer.consume({ expires: 5000 })
+        if (this.stopped) this.messages.stop()
+        for await (const m of this.messages) {
+          if (m.seq > this.applied) await this.apply(m)
+        }
+      } catch (e) {
+        if (this.stopped) return
+        this.log.warn({ err: { message: (e as Error).message }, applied: this.applied }, 'following the stream failed, retrying')
+        await delay(WATCHDOG_MS)
+      }
+    }
   }
 
   /** Resolves once every message up to `seq` is applied here, or after `ms` (false). */
   caughtUp(seq: number, ms = 10_000): Promise<boolean> {
     if (this.applied >= seq) return Promise.resolve(true)
+    this.wanted = Math.max(this.wanted, seq)
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve(false), ms)
       this.waiters.push({
@@ -67,6 +96,8 @@ export class StreamView {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true
+    clearInterval(this.watchdog)
     this.messages?.stop()
     await this.running
   }

@@ -72,7 +72,7 @@ export class JetStreamStore implements ResolverStore {
       await tables.close()
       throw e
     }
-    await view.start(storage.js)
+    await view.start(storage.js, storage.jsm)
     return new JetStreamStore(storage, view, log, opts)
   }
 
