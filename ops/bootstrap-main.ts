@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { envReader, isConfigError } from '../shared/index.ts'
-import { bootstrap, bootstrapPaths, readSystemAccount } from './bootstrap.ts'
+import { bootstrap, bootstrapPaths, readStorageAccount, readSystemAccount } from './bootstrap.ts'
 import { renderServerConf } from './server-conf.ts'
 
 // `npm run bootstrap [dir]`, and the one-shot `bootstrap` service of docker-compose.yml: writes operator, SYS
@@ -39,6 +39,7 @@ async function main(): Promise<void> {
   process.stdout.write(`${created ? 'created' : 'reused'} ${paths.dir}\n`)
   if (s.serverConf === undefined) return
   const sys = await readSystemAccount(paths)
+  const storage = await readStorageAccount(paths)
   await mkdir(dirname(s.serverConf), { recursive: true })
   await writeFile(
     s.serverConf,
@@ -51,6 +52,7 @@ async function main(): Promise<void> {
       systemAccount: sys.id,
       systemAccountJwt: sys.jwt,
       resolver: { type: 'cache', dir: s.jwtDir },
+      ...(storage === undefined ? {} : { preload: { [storage.id]: storage.jwt } }),
     }),
   )
   process.stdout.write(`wrote ${s.serverConf}: operator mode, cache resolver, system account ${sys.id}\n`)

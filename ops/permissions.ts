@@ -74,3 +74,13 @@ export function permissionsMarkdown(): string {
   const rows = Object.entries(SERVICE_PERMISSIONS).map(([name, p]) => `| \`${name}\` | ${code(p.sub)} | ${code(p.pub)} |`)
   return ['| service | subscribe | publish |', '| --- | --- | --- |', ...rows].join('\n')
 }
+
+/**
+ * The storage account's user (`resolver-store.creds`, RESOLVER_JS_CREDS): the JetStream API, the stream's
+ * subjects, acks of its consumers, and replies. It lives in the storage account MESH, not the system account,
+ * so no system-account user can write into the store.
+ */
+export const STORAGE_PERMISSIONS: Readonly<ServicePermissions> = {
+  pub: ['$JS.API.>', 'resolver.>', '$JS.ACK.MESH_RESOLVER.>', '$JS.FC.>'],
+  sub: [CLIENT_INBOXES],
+}

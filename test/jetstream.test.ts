@@ -1,9 +1,14 @@
 import t from 'tap'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { readFile } from 'node:fs/promises'
+import { JetStreamStore } from '../services/resolver/store/jetstream.ts'
+import { LevelStore } from '../services/resolver/store/level.ts'
 import { createAccount } from '@nats-io/nkeys'
-import { subjects } from '../shared/index.ts'
+import { createLogger, subjects } from '../shared/index.ts'
 import { newAccount, newUser } from '../ops/identities.ts'
 import { connectWith } from './helpers/clients.ts'
-import { credsFile, makeFixture } from './helpers/fixtures.ts'
+import { credsFile, makeFixture, tempDir } from './helpers/fixtures.ts'
 import { jetstreamEnv, startJsCluster, startJsResolver } from './helpers/jetstream.ts'
 import { accountJwt } from './helpers/jwts.ts'
 import { startNatsServer } from './helpers/nats-server.ts'
@@ -78,4 +83,55 @@ t.test('two instances on a 3-node JetStream cluster share one store; internal su
     await new Promise((r) => setTimeout(r, 500)) // nothing to wait for: give a wrong apply the chance to happen
     t.equal((await sys.request(subjects.lookup(id), '', { timeout: 2000 })).string(), '', 'not served')
   })
+})
+
+t.test('migrate-store copies a level store into the stream: accounts, deletions, history, replay memory, activations', async (t) => {
+  const fx = await makeFixture(t)
+  const ns = await startNatsServer(t, fx, { jetstream: true })
+  const levelDir = await tempDir(t, 'level')
+  const level = await LevelStore.open(levelDir)
+  const [kept, gone] = [createAccount().getPublicKey(), createAccount().getPublicKey()]
+  const v1 = accountJwt(fx.op.signingKp, kept, {}, { iat: now() - 20 })
+  const v2 = accountJwt(fx.op.signingKp, kept, {}, { iat: now() - 10 })
+  await level.save(kept, v1, { via: 'test' })
+  await level.save(kept, v2, { via: 'test' })
+  await level.save(gone, accountJwt(fx.op.signingKp, gone, {}, { iat: now() - 20 }), { via: 'test' })
+  const token = accountJwt(fx.op.signingKp, fx.op.signingKp.getPublicKey(), {}, { iat: now() - 5 })
+  await level.remove({ token, accounts: [gone], iat: now() - 5, hash: 'h'.repeat(64), rememberUntil: now() + 600, via: 'test' })
+  const activation = { hashId: 'A'.repeat(56), token: 'tok', iat: 1, exporter: kept, importer: gone, subject: 's', kind: 'stream', at: '' }
+  await level.activations.put(activation)
+  await level.close()
+
+  const run = async () => {
+    const p = spawn(process.execPath, ['--import', 'tsx', 'ops/migrate-store.ts', levelDir], {
+      cwd: new URL('..', import.meta.url),
+      env: { PATH: process.env.PATH ?? '', NATS_URL: ns.url, RESOLVER_JS_CREDS: fx.meshCredsPath, RESOLVER_JS_REPLICAS: '1', LOG_LEVEL: 'warn' },
+    })
+    let out = ''
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()))
+    const [code] = (await once(p, 'exit')) as [number]
+    return { code, out }
+  }
+  const first = await run()
+  t.equal(first.code, 0, first.out)
+  t.match(first.out, /copied 2 accounts \(4 versions\), 1 remembered delete requests, 1 activation tokens/)
+  const second = await run()
+  t.match(second.out, /copied 0 accounts .* 2 accounts the stream already had/, 'a second run copies nothing twice')
+
+  const js = await JetStreamStore.open(await tempDir(t, 'view'), { servers: [ns.url], creds: await readFile(fx.meshCredsPath, 'utf8'), replicas: 1 }, createLogger('silent', 't'))
+  t.teardown(() => js.close())
+  await js.catchUp()
+  t.equal(js.readNow(kept)?.jwt, v2)
+  t.equal(js.readNow(gone), undefined)
+  t.equal((await js.tombstoneOf(gone))?.token, token)
+  t.same((await js.historyOf(kept)).map((e) => e.jwt), [v1, v2])
+  t.equal((await js.activations.get(activation.hashId))?.token, 'tok')
+  t.equal(
+    await js.remove({ token, accounts: [gone], iat: now() - 5, hash: 'h'.repeat(64), rememberUntil: now() + 600, via: 'test' }).then(
+      () => 'removed',
+      (e: { code?: string }) => e.code,
+    ),
+    'REQUEST_REPLAYED',
+  )
 })

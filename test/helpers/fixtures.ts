@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
 import { newAccount, newOperator, newUser, UNLIMITED, type AccountIdentity, type OperatorIdentity, type UserIdentity } from '../../ops/identities.ts'
+import { STORAGE_PERMISSIONS } from '../../ops/permissions.ts'
 
 /** An operator, its system account and a system user, written where servers and services read them. */
 export interface Fixture {
@@ -38,7 +39,7 @@ export async function makeFixture(t: Test, opts: { strict?: boolean } = {}): Pro
     mesh,
     meshCredsPath: join(dir, 'resolver-store.creds'),
   }
-  await writeFile(fx.meshCredsPath, (await newUser(mesh, 'resolver-store')).creds, { mode: 0o600 })
+  await writeFile(fx.meshCredsPath, (await newUser(mesh, 'resolver-store', STORAGE_PERMISSIONS)).creds, { mode: 0o600 })
   await writeFile(fx.operatorJwtPath, op.jwt)
   await writeFile(fx.sysJwtPath, op.systemAccount.jwt)
   await writeFile(fx.sysCredsPath, sysUser.creds, { mode: 0o600 })
