@@ -36,8 +36,11 @@ export const Header = { kind: 'Mesh-Kind', via: 'Mesh-Via', at: 'Mesh-At' } as c
 /** nats-server's "wrong last sequence": another instance wrote this subject since we read it. */
 export const WRONG_LAST_SEQUENCE = 10071
 const JETSTREAM_NOT_ENABLED = [10039, 10076]
-const INSUFFICIENT_RESOURCES = [10023, 10074, 10005]
+const INSUFFICIENT_RESOURCES = [10023, 10005]
+/** "replicas > 1 not supported in non-clustered mode": no waiting changes that. */
+const NOT_CLUSTERED = 10074
 const SETUP_MS = 60_000
+const SETTLE_MS = 10_000
 
 export interface StorageConnection {
   nc: NatsConnection
@@ -78,6 +81,9 @@ export async function openStorage(
     }
   }
   const js = jetstream(nc, { timeout: 2500 })
+  // A cluster that has just formed may still say "not enabled" or "no suitable peers" for a few seconds:
+  // such answers stop the resolver only once they have persisted this long.
+  const settledBy = Date.now() + SETTLE_MS
   for (let attempt = 1; ; attempt++) {
     try {
       const jsm = await jetstreamManager(nc, { timeout: 2500 })
@@ -87,11 +93,12 @@ export async function openStorage(
     } catch (e) {
       const code = e instanceof JetStreamApiError ? e.code : 0
       const message = (e as Error).message
-      if (JETSTREAM_NOT_ENABLED.includes(code) || /not enabled/i.test(message)) {
+      const settled = Date.now() > settledBy
+      if ((JETSTREAM_NOT_ENABLED.includes(code) || /not enabled/i.test(message)) && settled) {
         await nc.close()
         throw fatal(`RESOLVER_JS_CREDS: the storage account has no JetStream (${message})`)
       }
-      if (INSUFFICIENT_RESOURCES.includes(code) || /replica|insufficient|peers/i.test(message)) {
+      if (code === NOT_CLUSTERED || ((INSUFFICIENT_RESOURCES.includes(code) || /replica|insufficient|peers/i.test(message)) && settled)) {
         await nc.close()
         throw fatal(`RESOLVER_JS_REPLICAS: ${cfg.replicas} replicas cannot be placed (${message})`)
       }
@@ -100,7 +107,7 @@ export async function openStorage(
         throw fatal(`RESOLVER_JS_URL: JetStream did not answer (${message})`)
       }
       log.warn({ attempt, err: { message } }, 'jetstream not ready, retrying')
-      await delay(Math.min(2000, 250 * attempt))
+      await delay(Math.min(1000, 250 * attempt))
     }
   }
 }

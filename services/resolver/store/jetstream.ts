@@ -150,8 +150,10 @@ export class JetStreamStore implements ResolverStore {
           break
         }
       }
-      const remembered = await this.publish(streamSubjects.replay(req.hash), String(req.rememberUntil), { kind: 'replay', via: req.via }, 0, ATTEMPTS)
-      if (remembered !== undefined) await this.view.caughtUp(remembered.seq)
+      // Published only if absent: of two instances handed the same request at once, one hears it was used.
+      const remembered = await this.publish(streamSubjects.replay(req.hash), String(req.rememberUntil), { kind: 'replay', via: req.via }, 0, 1)
+      if (remembered === undefined) throw errors.requestReplayed()
+      await this.view.caughtUp(remembered.seq)
       return { deleted: ids.length, changes }
     })
   }
