@@ -10,8 +10,11 @@ import type { ResolverStore } from './store/types.ts'
 /** The store an instance runs on, and how its changes reach the servers. */
 export interface Engine {
   store: ResolverStore
-  /** Starts delivering changes once the system connection exists; `settle` waits for deliveries in flight. */
-  startDelivery(nc: NatsConnection, serviceId: string): Promise<{ settle(): Promise<void> }>
+  /**
+   * Starts delivering changes once the system connection exists. `settle` waits for deliveries in flight;
+   * `close` stops for good (also when a lost connection cut the settling short).
+   */
+  startDelivery(nc: NatsConnection, serviceId: string): Promise<{ settle(): Promise<void>; close(): void }>
 }
 
 /**

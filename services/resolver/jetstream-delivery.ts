@@ -38,6 +38,10 @@ export class JetStreamDelivery {
     })()
   }
 
+  close(): void {
+    this.messages?.stop()
+  }
+
   /** Takes no more changes and waits for those being delivered; what is unacked is redelivered later. */
   async settle(): Promise<void> {
     this.messages?.stop()

@@ -34,5 +34,5 @@ startup('resolver', async () => {
   addGetEndpoint(service, store)
   addActivationEndpoints(service, nc, store)
   const delivery = await startDelivery(nc, service.id)
-  await runUntilStopped({ log, service, nc, settle: [() => delivery.settle()], closers: [() => store.close()] })
+  await runUntilStopped({ log, service, nc, settle: [() => delivery.settle()], closers: [() => store.close(), async () => delivery.close()] })
 })
