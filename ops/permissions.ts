@@ -43,7 +43,7 @@ export const SERVICE_PERMISSIONS: Readonly<Record<MeshServiceName, ServicePermis
       'mesh.signer.>',
       // notify, health
       'mesh.notifier.>',
-      // change events, and the sync requests and peer discovery of several resolver instances
+      // change events, and finding another instance (a level instance warns of one)
       'mesh.resolver.>',
       subjects.microPing('resolver'),
     ],

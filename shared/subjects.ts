@@ -24,10 +24,6 @@ export const subjects = {
   resolverChanges: (id = '*') => `mesh.resolver.changes.${id}`,
   resolverOutbox: 'mesh.resolver.outbox',
   resolverHealth: 'mesh.resolver.health',
-  /** One per resolver instance: another instance pulls its store from here to reconcile. */
-  resolverSync: (instanceId = '*') => `mesh.resolver.sync.${instanceId}`,
-  /** Announces that the accepting instance delivered a change (body: sha256 hex of the JWT). */
-  resolverDelivered: (id = '*') => `mesh.resolver.delivered.${id}`,
   resolverGet: (id = '*') => `mesh.resolver.get.${id}`,
   resolverHistory: (id = '*') => `mesh.resolver.history.${id}`,
   resolverActivationPut: 'mesh.resolver.activation.put',

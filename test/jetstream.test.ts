@@ -51,10 +51,15 @@ t.test('two instances on a 3-node JetStream cluster share one store; internal su
   const [r1, r2] = await Promise.all([startJsResolver(t, fx, servers, 0), startJsResolver(t, fx, servers, 1)])
   await startService(t, 'signer', fx, servers)
 
+  const announced = new Set<string>()
+  const events = sys.subscribe(subjects.resolverChanges(), { callback: (_e, m) => void announced.add(m.headers?.get('Mesh-Account') ?? '') })
   const ids = Array.from({ length: 10 }, () => createAccount().getPublicKey())
   for (const id of ids) {
     t.equal((await push(sys, subjects.claimsUpdate, accountJwt(fx.op.signingKp, id, {}, { iat: now() }), 3)).ours.data?.code, 200)
   }
+  await waitFor(() => ids.every((id) => announced.has(id)), { what: 'a change event for every push' })
+  t.pass('change events are still published on mesh.resolver.changes.<id>')
+  events.unsubscribe()
   const allServed = async (who: string) => {
     for (const id of ids) t.not((await sys.request(subjects.lookup(id), '', { timeout: 2000 })).string(), '', `${id} served by ${who}`)
   }
