@@ -140,3 +140,20 @@ t.test('migrate-store copies a level store into the stream: accounts, deletions,
     'REQUEST_REPLAYED',
   )
 })
+
+t.test('a local view of another stream (recreated or restored) stops the instance with one line', async (t) => {
+  const fx = await makeFixture(t)
+  const creds = await readFile(fx.meshCredsPath, 'utf8')
+  const log = createLogger('silent', 't')
+  const dir = await tempDir(t, 'view')
+  const first = await startNatsServer(t, fx, { jetstream: true })
+  const store = await JetStreamStore.open(dir, { servers: [first.url], creds, replicas: 1 }, log)
+  for (let i = 0; i < 3; i++) {
+    const id = createAccount().getPublicKey()
+    await store.save(id, accountJwt(fx.op.signingKp, id, {}, { iat: now() }), { via: 'test' })
+  }
+  await store.close()
+  const other = await startNatsServer(t, fx, { jetstream: true })
+  const again = await JetStreamStore.open(dir, { servers: [other.url], creds, replicas: 1 }, log)
+  await t.rejects(again.catchUp(), { code: 'CONFIG_INVALID', message: /start with an empty RESOLVER_DATA_DIR/ })
+})

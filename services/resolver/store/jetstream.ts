@@ -78,13 +78,21 @@ export class JetStreamStore implements ResolverStore {
 
   /** Waits until the view holds everything the stream held when asked: before an instance answers lookups. */
   async catchUp(ms = 120_000): Promise<boolean> {
+    let last: number
     try {
-      const info = await this.storage.jsm.streams.info(STREAM)
-      return await this.view.caughtUp(info.state.last_seq, ms)
+      last = (await this.storage.jsm.streams.info(STREAM)).state.last_seq
     } catch (e) {
       this.log.warn({ err: { message: (e as Error).message } }, 'stream unavailable: answering from the local view as it is')
       return false
     }
+    if (last < this.view.applied) {
+      // a view of another stream (this one was recreated or restored): its sequences mean nothing here
+      await this.close()
+      throw errors.config([
+        `RESOLVER_DATA_DIR: the local view has applied up to ${this.view.applied} but the stream ends at ${last} (recreated or restored?); start with an empty RESOLVER_DATA_DIR`,
+      ])
+    }
+    return this.view.caughtUp(last, ms)
   }
 
   listen(onChange: OnChange): void {
