@@ -12,7 +12,7 @@ import { credsFile, makeFixture, tempDir } from './helpers/fixtures.ts'
 import { jetstreamEnv, startJsCluster, startJsResolver } from './helpers/jetstream.ts'
 import { accountJwt } from './helpers/jwts.ts'
 import { startNatsServer } from './helpers/nats-server.ts'
-import { baseEnv, serviceCredsPath, spawnService, startService } from './helpers/services.ts'
+import { baseEnv, serviceCredsPath, spawnService, startResolver, startService } from './helpers/services.ts'
 import { clusterFormed, push } from './helpers/sys-requests.ts'
 import { waitFor } from './helpers/wait-for.ts'
 
@@ -41,6 +41,17 @@ t.test('jetstream mode stops at start with one line naming the problem', async (
     t.equal(fatal.length, 1, `${name}: one fatal line`)
     t.match(String(fatal[0]?.msg), line, `${name}: ${String(fatal[0]?.msg)}`)
   }
+})
+
+t.test('without RESOLVER_JS_REPLICAS a single server keeps one replica', async (t) => {
+  const fx = await makeFixture(t)
+  const ns = await startNatsServer(t, fx, { jetstream: true })
+  const env = jetstreamEnv(fx)
+  delete env.RESOLVER_JS_REPLICAS
+  const resolver = await startResolver(t, fx, [ns], env)
+  t.ok(resolver.logs.some((l) => l.msg === 'JetStream is not clustered: the store is kept on this one server'))
+  const sys = await connectWith(t, ns, fx.sysUser.creds)
+  t.equal((await sys.request(subjects.lookup(fx.op.systemAccount.id), '', { timeout: 2000 })).string(), fx.op.systemAccount.jwt)
 })
 
 t.test('two instances on a 3-node JetStream cluster share one store; internal subjects serve nothing', async (t) => {

@@ -30,14 +30,15 @@ export interface JetStreamConfig {
   servers: string[]
   /** Contents of a storage-account (MESH) user's creds file; never logged. */
   creds: string
-  replicas: number
+  /** Unset: 3, or 1 when the servers are not clustered. */
+  replicas: number | undefined
 }
 
 /** RESOLVER_JS_*: required creds in jetstream mode, the servers default to NATS_URL's. */
 function readJetStreamConfig(r: EnvReader, nats: NatsConfig): JetStreamConfig | undefined {
   const creds = r.optionalFile('RESOLVER_JS_CREDS')
   const url = r.optionalString('RESOLVER_JS_URL')
-  const replicas = r.integer('RESOLVER_JS_REPLICAS', 3, 1, 5)
+  const replicas = r.optionalString('RESOLVER_JS_REPLICAS') === undefined ? undefined : r.integer('RESOLVER_JS_REPLICAS', 3, 1, 5)
   if (creds === undefined) {
     r.problem('RESOLVER_JS_CREDS', 'is required when RESOLVER_STORE=jetstream (creds of a user of the storage account)')
     return undefined

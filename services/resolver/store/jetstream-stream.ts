@@ -41,6 +41,7 @@ const INSUFFICIENT_RESOURCES = [10023, 10005]
 const NOT_CLUSTERED = 10074
 const SETUP_MS = 60_000
 const SETTLE_MS = 10_000
+const DEFAULT_REPLICAS = 3
 
 export interface StorageConnection {
   nc: NatsConnection
@@ -57,7 +58,7 @@ const fatal = (what: string) => errors.config([what])
  * still electing its leaders is waited for.
  */
 export async function openStorage(
-  cfg: { servers: string[]; creds: string; replicas: number },
+  cfg: { servers: string[]; creds: string; replicas: number | undefined },
   log: Logger,
 ): Promise<StorageConnection> {
   const deadline = Date.now() + SETUP_MS
@@ -84,11 +85,12 @@ export async function openStorage(
   // A cluster that has just formed may still say "not enabled" or "no suitable peers" for a few seconds:
   // such answers stop the resolver only once they have persisted this long.
   const settledBy = Date.now() + SETTLE_MS
+  let replicas = cfg.replicas ?? DEFAULT_REPLICAS
   for (let attempt = 1; ; attempt++) {
     try {
       const jsm = await jetstreamManager(nc, { timeout: 2500 })
-      await ensureStream(jsm, cfg.replicas)
-      await ensureDeliveryConsumer(jsm, cfg.replicas)
+      await ensureStream(jsm, replicas)
+      await ensureDeliveryConsumer(jsm, replicas)
       return { nc, js, jsm }
     } catch (e) {
       const code = e instanceof JetStreamApiError ? e.code : 0
@@ -98,9 +100,14 @@ export async function openStorage(
         await nc.close()
         throw fatal(`RESOLVER_JS_CREDS: the storage account has no JetStream (${message})`)
       }
+      if (code === NOT_CLUSTERED && cfg.replicas === undefined && replicas > 1) {
+        log.info({ replicas: 1 }, 'JetStream is not clustered: the store is kept on this one server')
+        replicas = 1
+        continue
+      }
       if (code === NOT_CLUSTERED || ((INSUFFICIENT_RESOURCES.includes(code) || /replica|insufficient|peers/i.test(message)) && settled)) {
         await nc.close()
-        throw fatal(`RESOLVER_JS_REPLICAS: ${cfg.replicas} replicas cannot be placed (${message})`)
+        throw fatal(`RESOLVER_JS_REPLICAS: ${replicas} replicas cannot be placed (${message})`)
       }
       if (Date.now() > deadline) {
         await nc.close()

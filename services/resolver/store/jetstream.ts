@@ -58,7 +58,7 @@ export class JetStreamStore implements ResolverStore {
 
   static async open(
     dir: string,
-    cfg: { servers: string[]; creds: string; replicas: number },
+    cfg: { servers: string[]; creds: string; replicas: number | undefined },
     log: Logger,
     opts: StoreOptions = {},
   ): Promise<JetStreamStore> {
