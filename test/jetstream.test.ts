@@ -1,7 +1,8 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { readFile } from 'node:fs/promises'
+import { readFile, rm, stat } from 'node:fs/promises'
+import { bootstrap, readStorageAccount } from '../ops/bootstrap.ts'
 import { JetStreamStore } from '../services/resolver/store/jetstream.ts'
 import { LevelStore } from '../services/resolver/store/level.ts'
 import { createAccount } from '@nats-io/nkeys'
@@ -167,4 +168,22 @@ t.test('a local view of another stream (recreated or restored) stops the instanc
   const other = await startNatsServer(t, fx, { jetstream: true })
   const again = await JetStreamStore.open(dir, { servers: [other.url], creds, replicas: 1 }, log)
   await t.rejects(again.catchUp(), { code: 'CONFIG_INVALID', message: /start with an empty RESOLVER_DATA_DIR/ })
+})
+
+t.test('bootstrap creates the storage account with JetStream and its creds, also in a directory made before them', async (t) => {
+  const dir = await tempDir(t, 'boot')
+  const { paths } = await bootstrap(dir)
+  const storage = await readStorageAccount(paths)
+  t.ok(storage !== undefined, 'mesh.jwt written')
+  const claims = JSON.parse(Buffer.from(storage!.jwt.split('.')[1]!, 'base64url').toString()) as { name: string; nats: { limits: Record<string, number> } }
+  t.equal(claims.name, 'MESH')
+  t.equal(claims.nats.limits.disk_storage, -1, 'JetStream enabled (file storage)')
+  t.equal((await stat(paths.storeCreds)).mode & 0o777, 0o600, 'resolver-store.creds is 0600')
+  t.match(await readFile(paths.storeCreds, 'utf8'), /BEGIN NATS USER JWT/)
+  const again = await bootstrap(dir)
+  t.same(await readStorageAccount(again.paths), storage, 'a reused directory keeps its storage account')
+  await rm(paths.meshJwt)
+  await rm(paths.storeCreds)
+  await bootstrap(dir)
+  t.ok(await readStorageAccount(paths), 'a directory made before the storage account gets one')
 })
