@@ -1,4 +1,4 @@
-import { AccountStore } from '../services/resolver/account-store.ts'
+import { LevelStore } from '../services/resolver/store/level.ts'
 
 /**
  * Fills a resolver data directory through the resolver's own store code, as if every account had been
@@ -7,10 +7,10 @@ import { AccountStore } from '../services/resolver/account-store.ts'
  * which matters for a million accounts.
  */
 export class StoreSeeder {
-  private constructor(private readonly store: AccountStore) {}
+  private constructor(private readonly store: LevelStore) {}
 
   static async open(dir: string): Promise<StoreSeeder> {
-    return new StoreSeeder(await AccountStore.open(dir, { cacheSize: 0 }))
+    return new StoreSeeder(await LevelStore.open(dir, { cacheSize: 0 }))
   }
 
   async add(ids: string[], jwts: string[], inFlight = 256): Promise<void> {

@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { envReader, isConfigError } from '../shared/index.ts'
-import { bootstrap, bootstrapPaths, readSystemAccount } from './bootstrap.ts'
+import { bootstrap, bootstrapPaths, readStorageAccount, readSystemAccount } from './bootstrap.ts'
 import { renderServerConf } from './server-conf.ts'
 
 // `npm run bootstrap [dir]`, and the one-shot `bootstrap` service of docker-compose.yml: writes operator, SYS
@@ -29,6 +29,7 @@ async function main(): Promise<void> {
   for (const note of notes) process.stdout.write(`${note}\n`)
   if (s.serverConf === undefined) return
   const sys = await readSystemAccount(paths)
+  const storage = await readStorageAccount(paths)
   await mkdir(dirname(s.serverConf), { recursive: true })
   await writeFile(
     s.serverConf,
@@ -41,6 +42,7 @@ async function main(): Promise<void> {
       systemAccount: sys.id,
       systemAccountJwt: sys.jwt,
       resolver: { type: 'cache', dir: s.jwtDir },
+      ...(storage === undefined ? {} : { preload: { [storage.id]: storage.jwt } }),
     }),
   )
   process.stdout.write(`wrote ${s.serverConf}: operator mode, cache resolver, system account ${sys.id}\n`)

@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs'
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
+import { fromSeed } from '@nats-io/nkeys'
 import { isTrustedIssuer, peekClaims, trustAnchorFrom, type TrustAnchor } from '../shared/index.ts'
-import { newAccount, newOperator, newUser } from './identities.ts'
-import { SERVICE_PERMISSIONS, type MeshServiceName } from './permissions.ts'
+import { newAccount, newOperator, newUser, UNLIMITED } from './identities.ts'
+import { SERVICE_PERMISSIONS, STORAGE_PERMISSIONS, type MeshServiceName } from './permissions.ts'
 import { BootstrapError, chooseUserSigner, readSeeds, sysAccountFrom, sysUserRefusal, type SysAccount } from './sys-user-signer.ts'
 
 /** Where a bootstrapped deployment keeps its identities. Seeds and creds are written 0600. */
@@ -18,6 +19,9 @@ export interface BootstrapPaths {
   demoCreds: string
   /** One least-privileged system-account user per service (ops/permissions.ts). */
   serviceCreds: Record<MeshServiceName, string>
+  /** The storage account MESH (JetStream enabled) of the resolver's jetstream engine, and its user. */
+  meshJwt: string
+  storeCreds: string
 }
 
 export function bootstrapPaths(dir: string): BootstrapPaths {
@@ -35,6 +39,8 @@ export function bootstrapPaths(dir: string): BootstrapPaths {
       signer: join(d, 'signer.creds'),
       notifier: join(d, 'notifier.creds'),
     },
+    meshJwt: join(d, 'mesh.jwt'),
+    storeCreds: join(d, 'resolver-store.creds'),
   }
 }
 
@@ -59,7 +65,11 @@ export interface BootstrapResult {
  */
 export async function bootstrap(dir: string, operatorName = 'MESH'): Promise<BootstrapResult> {
   const paths = bootstrapPaths(dir)
-  if (existsSync(paths.operatorJwt)) return { paths, created: false, notes: await ensureSysCreds(paths) }
+  if (existsSync(paths.operatorJwt)) {
+    const notes = await ensureSysCreds(paths)
+    await writeStorageAccount(paths)
+    return { paths, created: false, notes }
+  }
   await mkdir(join(paths.dir, 'keys'), { recursive: true, mode: 0o700 })
   const op = await newOperator(operatorName)
   const sysUser = await newUser(op.systemAccount, 'sys')
@@ -78,6 +88,7 @@ export async function bootstrap(dir: string, operatorName = 'MESH'): Promise<Boo
   for (const name of Object.keys(paths.serviceCreds) as MeshServiceName[]) {
     await secret(paths.serviceCreds[name], (await newUser(op.systemAccount, name, SERVICE_PERMISSIONS[name])).creds)
   }
+  await writeStorageAccount(paths)
   // Written last: its presence is what marks the directory as bootstrapped.
   await writeFile(paths.operatorJwt, op.jwt + '\n')
   return { paths, created: true, notes: [] }
@@ -161,6 +172,29 @@ async function ensureSysCreds(paths: BootstrapPaths): Promise<string[]> {
 /** The system account id and JWT of a bootstrapped directory, for the server configuration. */
 export async function readSystemAccount(paths: BootstrapPaths): Promise<{ id: string; jwt: string }> {
   const jwt = (await readFile(paths.sysJwt, 'utf8')).trim()
-  const claims = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as { sub: string }
-  return { id: claims.sub, jwt }
+  return { id: peekClaims(jwt).sub, jwt }
+}
+
+/** JetStream limits of the storage account: without them nats-server gives an account no JetStream. */
+const STORAGE_LIMITS = { ...UNLIMITED, mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 }
+
+/**
+ * Creates the storage account MESH (signed by the operator signing key, JetStream enabled) and the
+ * resolver's user of it, `resolver-store.creds`, unless they exist. Also run on a reused directory made
+ * before they existed; needs the signing key seed there.
+ */
+async function writeStorageAccount(paths: BootstrapPaths): Promise<void> {
+  if (existsSync(paths.meshJwt) || !existsSync(paths.signingSeed)) return
+  const signingKp = fromSeed(new TextEncoder().encode((await readFile(paths.signingSeed, 'utf8')).trim()))
+  const mesh = await newAccount({ signingKp }, 'MESH', { limits: STORAGE_LIMITS })
+  await secret(join(paths.dir, 'keys', 'mesh.nk'), new TextDecoder().decode(mesh.kp.getSeed()) + '\n')
+  await secret(paths.storeCreds, (await newUser(mesh, 'resolver-store', STORAGE_PERMISSIONS)).creds)
+  await writeFile(paths.meshJwt, mesh.jwt + '\n')
+}
+
+/** The storage account's id and JWT, to preload beside SYS; undefined when the directory has none. */
+export async function readStorageAccount(paths: BootstrapPaths): Promise<{ id: string; jwt: string } | undefined> {
+  if (!existsSync(paths.meshJwt)) return undefined
+  const jwt = (await readFile(paths.meshJwt, 'utf8')).trim()
+  return { id: peekClaims(jwt).sub, jwt }
 }

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { connect } from '@nats-io/transport-node'
 import { createInbox, credsAuthenticator } from '@nats-io/nats-core'
 import { subjects } from '../shared/index.ts'
-import { bootstrap, readSystemAccount } from './bootstrap.ts'
+import { bootstrap, readStorageAccount, readSystemAccount } from './bootstrap.ts'
 import { renderServerConf } from './server-conf.ts'
 import { StatusBoard } from './status-board.ts'
 
@@ -23,6 +23,7 @@ const say = (line: string) => (board === undefined ? void process.stdout.write(`
 const { paths, created } = await bootstrap(dataDir)
 say(`${created ? 'created' : 'reusing'} ${dataDir}`)
 const sys = await readSystemAccount(paths)
+const storage = await readStorageAccount(paths)
 const logDir = join(dataDir, 'logs')
 await mkdir(join(dataDir, 'jwt'), { recursive: true })
 await mkdir(logDir, { recursive: true })
@@ -36,6 +37,7 @@ await writeFile(
     systemAccount: sys.id,
     systemAccountJwt: sys.jwt,
     resolver: { type: 'cache', dir: join(dataDir, 'jwt') },
+    ...(storage === undefined ? {} : { preload: { [storage.id]: storage.jwt } }),
   }),
 )
 

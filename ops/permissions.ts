@@ -45,7 +45,7 @@ export const SERVICE_PERMISSIONS: Readonly<Record<MeshServiceName, ServicePermis
       'mesh.signer.>',
       // notify, health
       'mesh.notifier.>',
-      // change events, and the sync requests and peer discovery of several resolver instances
+      // change events, and finding another instance (a level instance warns of one)
       'mesh.resolver.>',
       subjects.microPing('resolver'),
       // reconciliation reads what the servers hold (it changes nothing there itself)
@@ -79,4 +79,14 @@ export function permissionsMarkdown(): string {
   const code = (list: string[]) => list.map((s) => `\`${s}\``).join(' ')
   const rows = Object.entries(SERVICE_PERMISSIONS).map(([name, p]) => `| \`${name}\` | ${code(p.sub)} | ${code(p.pub)} |`)
   return ['| service | subscribe | publish |', '| --- | --- | --- |', ...rows].join('\n')
+}
+
+/**
+ * The storage account's user (`resolver-store.creds`, RESOLVER_JS_CREDS): the JetStream API, the stream's
+ * subjects, acks of its consumers, and replies. It lives in the storage account MESH, not the system account,
+ * so no system-account user can write into the store.
+ */
+export const STORAGE_PERMISSIONS: Readonly<ServicePermissions> = {
+  pub: ['$JS.API.>', 'resolver.>', '$JS.ACK.MESH_RESOLVER.>', '$JS.FC.>'],
+  sub: [CLIENT_INBOXES],
 }

@@ -85,6 +85,8 @@ export const errors = {
   notFound: (what: string) => new AppError(ErrorCode.NOT_FOUND, 404, `${what} not found`),
   validationUnavailable: (cause?: unknown) =>
     new AppError(ErrorCode.VALIDATION_UNAVAILABLE, 503, 'validation unavailable: the signer did not answer', { cause }),
+  storeUnavailable: (why: string, cause?: unknown) =>
+    new AppError(ErrorCode.STORE_UNAVAILABLE, 503, `store unavailable: ${why}`, { cause }),
   internal: (cause?: unknown) => new AppError(ErrorCode.INTERNAL, 500, 'internal error', { cause }),
 }
 

@@ -28,10 +28,6 @@ export const subjects = {
   resolverChanges: (id = '*') => `mesh.resolver.changes.${id}`,
   resolverOutbox: 'mesh.resolver.outbox',
   resolverHealth: 'mesh.resolver.health',
-  /** One per resolver instance: another instance pulls its store from here to reconcile. */
-  resolverSync: (instanceId = '*') => `mesh.resolver.sync.${instanceId}`,
-  /** Announces that the accepting instance delivered a change (body: sha256 hex of the JWT). */
-  resolverDelivered: (id = '*') => `mesh.resolver.delivered.${id}`,
   /** Runs a reconciliation pass (body `{"dryRun":true}` only reports drift) and answers its report. */
   resolverReconcile: 'mesh.resolver.reconcile',
   resolverGet: (id = '*') => `mesh.resolver.get.${id}`,

@@ -13,7 +13,7 @@ import { newAccount, newOperator, newUser, type OperatorIdentity } from '../ops/
 import { SERVICE_PERMISSIONS } from '../ops/permissions.ts'
 import { BootstrapError, chooseUserSigner, sysAccountFrom, sysUserRefusal } from '../ops/sys-user-signer.ts'
 import { connectWith } from './helpers/clients.ts'
-import { credsFile, makeFixture, tempDir, type Fixture } from './helpers/fixtures.ts'
+import { credsFile, fixtureOf, makeFixture, tempDir, type Fixture } from './helpers/fixtures.ts'
 import { accountJwt, signClaims } from './helpers/jwts.ts'
 import { collectLikeNatsCli, type MicroStats } from './helpers/micro.ts'
 import { freePort, startCluster, startNatsServer, type NatsServerHandle } from './helpers/nats-server.ts'
@@ -76,24 +76,6 @@ async function strictOperator(sysSigningKey = true): Promise<{ op: OperatorIdent
   const signingKeys = sysSigningKey ? [sysSk.getPublicKey()] : []
   op.systemAccount = await newAccount(op, 'SYS', { signing_keys: signingKeys } as Record<string, unknown>, op.systemAccount.kp)
   return { op, sysSk }
-}
-
-/** A fixture (tests' trust files) for an operator built here, with a system user signed by `userSigner`. */
-async function fixtureOf(t: Test, op: OperatorIdentity, userSigner?: KeyPair): Promise<Fixture> {
-  const dir = await tempDir(t, 'mesh-fx')
-  const sysUser = await newUser(op.systemAccount, 'sys', undefined, userSigner)
-  const fx: Fixture = {
-    dir,
-    op,
-    sysUser,
-    operatorJwtPath: join(dir, 'operator.jwt'),
-    sysJwtPath: join(dir, 'sys.jwt'),
-    sysCredsPath: join(dir, 'sys.creds'),
-  }
-  await writeFile(fx.operatorJwtPath, op.jwt)
-  await writeFile(fx.sysJwtPath, op.systemAccount.jwt)
-  await writeFile(fx.sysCredsPath, sysUser.creds, { mode: 0o600 })
-  return fx
 }
 
 /** Runs `npm run bootstrap <dir>` as a child process; resolves with its exit code and output. */
@@ -273,7 +255,7 @@ t.test('3-node cache cluster: "not found" is final at once; a prune and a push c
 
 t.test('an operator that requires signing keys, its JWT signed by its signing key, runs the mesh', async (t) => {
   const { op, sysSk } = await strictOperator()
-  const fx = await fixtureOf(t, op, sysSk)
+  const fx = await fixtureOf(t, op, await newUser(op.systemAccount, 'sys', undefined, sysSk))
   const server = await startNatsServer(t, fx)
   const sys = await connectWith(t, server, fx.sysUser.creds)
   // Users signed by the SYS identity key are what the servers refuse under strict signing-key usage.

@@ -28,6 +28,8 @@ export const bootstrapCommand: Command = {
       ['demo account jwt', paths.demoJwt],
       ['demo user creds', paths.demoCreds],
       ...Object.entries(paths.serviceCreds).map(([name, p]): [string, string] => [`${name} creds`, p]),
+      ['storage account jwt (MESH, JetStream)', paths.meshJwt],
+      ['resolver storage creds (RESOLVER_JS_CREDS)', paths.storeCreds],
     ]
     emit(ctx, { created, dir: paths.dir, systemAccount: sys.id, paths, notes }, () =>
       `${created ? 'created' : 'reused'} ${paths.dir} (system account ${sys.id})\n` +

@@ -21,10 +21,6 @@ export interface ResolverConfig {
   systemAccountJwt: string | undefined
   trust: TrustAnchor | undefined
   cacheSize: number
-  /** How often to compare store hashes with the other resolver instances. */
-  syncIntervalSeconds: number
-  /** How long a change a peer accepted may stay undelivered before this instance delivers it. */
-  takeoverSeconds: number
   /** RESOLVER_ALLOW_DELETE: false refuses every `$SYS.REQ.CLAIMS.DELETE` (nsc's generated full config). */
   allowDelete: boolean
   /** Between periodic reconciliation passes (servers against the store); 0 = no periodic pass. */
@@ -34,6 +30,34 @@ export interface ResolverConfig {
    * migration): LOOKUP then stays silent for unknown accounts instead of answering "not found".
    */
   authoritative: boolean
+  /** `level` (one instance) or `jetstream` (several, sharing streams in the storage account). */
+  store: 'level' | 'jetstream'
+  /** The storage-account connection of the jetstream engine; undefined in level mode. */
+  js: JetStreamConfig | undefined
+}
+
+export interface JetStreamConfig {
+  servers: string[]
+  /** Contents of a storage-account (MESH) user's creds file; never logged. */
+  creds: string
+  /** Unset: 3, or 1 when the servers are not clustered. */
+  replicas: number | undefined
+}
+
+/** RESOLVER_JS_*: required creds in jetstream mode, the servers default to NATS_URL's. */
+function readJetStreamConfig(r: EnvReader, nats: NatsConfig): JetStreamConfig | undefined {
+  const creds = r.optionalFile('RESOLVER_JS_CREDS')
+  const url = r.optionalString('RESOLVER_JS_URL')
+  const replicas = r.optionalString('RESOLVER_JS_REPLICAS') === undefined ? undefined : r.integer('RESOLVER_JS_REPLICAS', 3, 1, 5)
+  if (creds === undefined) {
+    r.problem('RESOLVER_JS_CREDS', 'is required when RESOLVER_STORE=jetstream (creds of a user of the storage account)')
+    return undefined
+  }
+  if (!/-----BEGIN NATS USER JWT-----[\s\S]+-----BEGIN USER NKEY SEED-----/.test(creds.text)) {
+    r.problem('RESOLVER_JS_CREDS', `${creds.path} is not a NATS creds file (user JWT and seed)`)
+  }
+  const servers = url === undefined ? nats.servers : url.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  return { servers, creds: creds.text, replicas }
 }
 
 /**
@@ -70,12 +94,13 @@ export function loadResolverConfig(env: Env): ResolverConfig {
     systemAccountJwt: undefined,
     trust: readTrustAnchor(r, false),
     cacheSize: r.integer('RESOLVER_CACHE_SIZE', 100_000, 0, 100_000_000),
-    syncIntervalSeconds: r.integer('RESOLVER_SYNC_SECONDS', 30, 1, 86_400),
-    takeoverSeconds: r.integer('RESOLVER_TAKEOVER_SECONDS', 15, 1, 86_400),
     allowDelete: r.oneOf('RESOLVER_ALLOW_DELETE', ['true', 'false'], 'true') === 'true',
     reconcileSeconds: r.integer('RESOLVER_RECONCILE_SECONDS', 300, 0, 86_400),
     authoritative: r.oneOf('RESOLVER_AUTHORITATIVE', ['true', 'false'], 'true') === 'true',
+    store: r.oneOf('RESOLVER_STORE', ['level', 'jetstream'] as const, 'level'),
+    js: undefined,
   }
+  if (config.store === 'jetstream') config.js = readJetStreamConfig(r, config.nats)
   config.systemAccountJwt = readSystemAccountJwt(r, config.trust)
   r.assertValid()
   return deepFreeze(config)

@@ -13,7 +13,6 @@ import {
 import type { ServiceMsg } from '@nats-io/services'
 import type { AccountStore } from './account-store.ts'
 import type { ClaimReplies } from './claim-reply.ts'
-import type { Delivery } from './delivery.ts'
 
 /**
  * Refusals of a delete request that servers act on anyway: they check neither time nor replay (protocol.md
@@ -25,7 +24,6 @@ interface DeleteDeps {
   nc: NatsConnection
   store: AccountStore
   replies: ClaimReplies
-  delivery: Delivery
   /** RESOLVER_ALLOW_DELETE: when false every request is refused and nothing is deleted. */
   allowDelete: boolean
 }
@@ -99,7 +97,6 @@ async function applyDelete(deps: DeleteDeps, msg: ServiceMsg, log: Logger): Prom
     log.debug({ issuer: v.issuer, accounts: v.accounts }, 'delete request heard again: it named only accounts never stored')
     return deps.replies.ok(`deleted ${v.accounts.length} accounts`)
   }
-  for (const change of result.changes) deps.delivery.accepted(change)
   log.info({ issuer: v.issuer, accounts: result.changes.map((c) => c.id), seqs: result.changes.map((c) => c.seq) }, 'accounts deleted')
   return deps.replies.ok(`deleted ${result.deleted} accounts`)
 }
@@ -110,7 +107,6 @@ async function restoreNamed(deps: DeleteDeps, token: string, refused: string, lo
     const change = await deps.store.restore(id)
     if (change === undefined) continue
     log.info({ account: id, seq: change.seq, refused }, 're-sending an account a refused delete named')
-    deps.delivery.accepted(change)
   }
 }
 

@@ -1,6 +1,6 @@
-import { peekClaims, publishChange, requestDelivery, subjects, type Logger, type NatsConnection } from '../../shared/index.ts'
-import type { AccountStore, OutboxEntry } from './account-store.ts'
-import { deliveredDigest } from './takeover.ts'
+import { publishChange, requestDelivery, type Logger, type NatsConnection } from '../../shared/index.ts'
+import { recreatedSince, whatToDeliver } from './store/rules.ts'
+import type { OutboxEntry, OutboxStore } from './store/types.ts'
 
 const RETRY_MS = 1000
 const MAX_IN_FLIGHT = 64
@@ -22,7 +22,7 @@ export class Delivery {
 
   constructor(
     private readonly nc: NatsConnection,
-    private readonly store: AccountStore,
+    private readonly store: OutboxStore,
     private readonly log: Logger,
     /** This resolver instance's id, stamped on change events so it can tell its own from its peers'. */
     private readonly origin?: string,
@@ -36,7 +36,7 @@ export class Delivery {
     this.kick()
   }
 
-  /** Announces a newly stored change and queues it for the servers. */
+  /** Announces a newly stored change and queues it for the servers: the store's onChange. */
   accepted(change: OutboxEntry): void {
     publishChange(this.nc, change, this.origin)
     this.queue(change)
@@ -78,36 +78,9 @@ export class Delivery {
     }
   }
 
-  /**
-   * A delete request names every account it deletes, and servers act on all of them each time it is sent.
-   * If one was re-created since (a newer JWT stored while this delivery waited), sending the request again
-   * would cut that account's users off; the servers acted on the request when it was first sent, so it is
-   * not sent again. Returns the re-created accounts.
-   */
-  private async recreatedSince(change: OutboxEntry): Promise<string[]> {
-    const named = (peekClaims<{ accounts?: unknown }>(change.jwt).nats?.accounts ?? []) as unknown[]
-    const out: string[] = []
-    for (const id of named) {
-      if (id !== change.id && typeof id === 'string' && (await this.store.get(id)) !== undefined) out.push(id)
-    }
-    return out
-  }
-
-  /**
-   * What to send for `change` now: servers apply whatever arrives last, so never a version older than the
-   * one this store holds (another instance may have replaced it since), and nothing for a version since
-   * deleted or a deletion since undone, whose own changes tell the servers.
-   */
-  private async current(change: OutboxEntry): Promise<OutboxEntry | undefined> {
-    const stored = await this.store.get(change.id)
-    if (change.kind === 'deleted') return stored === undefined ? change : undefined
-    if (stored === undefined) return undefined
-    return stored.jwt === change.jwt ? change : { ...change, jwt: stored.jwt }
-  }
-
   private async send(queued: OutboxEntry, seqs: number[]): Promise<void> {
     try {
-      const now = await this.current(queued)
+      const now = whatToDeliver(queued, this.store.readNow(queued.id))
       if (now === undefined) {
         for (const seq of seqs) await this.store.delivered(seq)
         this.log.info({ account: queued.id, seq: queued.seq, kind: queued.kind }, 'change superseded before delivery, not sent')
@@ -123,7 +96,8 @@ export class Delivery {
   }
 
   private async deliver(change: OutboxEntry, seqs: number[]): Promise<void> {
-    const recreated = change.kind === 'deleted' ? await this.recreatedSince(change) : []
+    // Servers acted on a delete request when it was first sent: a resend would cut off re-created accounts.
+    const recreated = change.kind === 'deleted' ? recreatedSince(change, (id) => this.store.readNow(id) !== undefined) : []
     if (recreated.length > 0) {
       for (const seq of seqs) await this.store.delivered(seq)
       this.log.warn({ account: change.id, seq: change.seq, recreated }, 'delete request not sent again: it names re-created accounts')
@@ -131,8 +105,6 @@ export class Delivery {
     }
     const report = await requestDelivery(this.nc, change)
     for (const seq of seqs) await this.store.delivered(seq)
-    // Peers standing by to deliver it in our place (Takeover) can stop.
-    this.nc.publish(subjects.resolverDelivered(change.id), deliveredDigest(change.jwt))
     this.log.info(
       { account: change.id, seq: change.seq, kind: change.kind, servers: report.servers.map((s) => `${s.name}:${s.outcome}`) },
       'change delivered',

@@ -1,10 +1,9 @@
 import { connectSystem, createLogger, MeshService, runUntilStopped, startup } from '../../shared/index.ts'
-import { AccountStore } from './account-store.ts'
 import { addActivationEndpoints } from './activations.ts'
 import { ClaimReplies } from './claim-reply.ts'
 import { loadResolverConfig } from './config.ts'
 import { addDeleteEndpoint } from './delete.ts'
-import { Delivery } from './delivery.ts'
+import { openEngine } from './engine.ts'
 import { addGetEndpoint } from './get.ts'
 import { addHistoryEndpoint } from './history.ts'
 import { addListEndpoint } from './list.ts'
@@ -12,9 +11,7 @@ import { addResolverHealth } from './health.ts'
 import { addLookupEndpoint } from './lookup.ts'
 import { addPackEndpoint } from './pack.ts'
 import { Reconciler } from './reconcile.ts'
-import { Replication } from './replication.ts'
 import { ServerCount } from './server-count.ts'
-import { Takeover } from './takeover.ts'
 import { storeSystemAccount } from './system-account.ts'
 import { addUpdateEndpoints } from './update.ts'
 import { Servability } from './servable.ts'
@@ -22,45 +19,30 @@ import { Servability } from './servable.ts'
 startup('resolver', async () => {
   const config = loadResolverConfig(process.env)
   const log = createLogger(config.logLevel, 'resolver')
-  const store = await AccountStore.open(config.dataDir, { cacheSize: config.cacheSize })
+  const { store, startDelivery } = await openEngine(config, log)
   if (config.systemAccountJwt !== undefined) await storeSystemAccount(store, config.systemAccountJwt, log)
   const nc = await connectSystem(config.nats, log, 'resolver')
   const service = await MeshService.start(nc, log, {
     name: 'resolver',
     description: 'Account JWT store: answers nats-server account lookups, updates, list, delete and pack',
   })
-  const delivery = new Delivery(nc, store, log.child({ part: 'delivery' }), service.id)
-  const takeover = new Takeover(nc, log.child({ part: 'takeover' }), config.takeoverSeconds * 1000)
-  const replication = new Replication(
-    nc,
-    store,
-    service.id,
-    log.child({ part: 'replication' }),
-    config.syncIntervalSeconds * 1000,
-    config.trust,
-    takeover,
-  )
-  replication.addSyncEndpoint(service)
-  // Catch up with the other instances before answering lookups, so a new one does not answer "unknown".
-  takeover.start()
-  await replication.start()
   const servers = new ServerCount(nc, log.child({ part: 'server-count' }))
   servers.start()
   const servability = new Servability(config.trust)
   addLookupEndpoint(service, store, servers, { authoritative: config.authoritative, servability })
-  const reconciler = new Reconciler({ nc, store, delivery, log: log.child({ part: 'reconcile' }), intervalMs: config.reconcileSeconds * 1000 })
+  const reconciler = new Reconciler({ nc, store, log: log.child({ part: 'reconcile' }), intervalMs: config.reconcileSeconds * 1000 })
   // unservable: stored JWTs today's rules refuse, withheld from LOOKUP (not a health failure)
   addResolverHealth(service, nc, store, () => ({ unservable: servability.unservableCount, reconcile: reconciler.health() }))
   const replies = new ClaimReplies(service.id)
-  addUpdateEndpoints(service, { nc, store, delivery, replies, reconciler })
+  addUpdateEndpoints(service, { nc, store, replies, reconciler })
   addListEndpoint(service, store, replies)
-  addDeleteEndpoint(service, { nc, store, delivery, replies, allowDelete: config.allowDelete })
+  addDeleteEndpoint(service, { nc, store, replies, allowDelete: config.allowDelete })
   addPackEndpoint(service, nc, store, replies)
   addHistoryEndpoint(service, store)
   addGetEndpoint(service, store)
   addActivationEndpoints(service, nc, store)
   reconciler.addEndpoint(service)
-  await delivery.resume()
+  const delivery = await startDelivery(nc, service.id)
   servability.startSweeping(store, nc, log.child({ part: 'sweep' }))
   reconciler.start()
   await runUntilStopped({
@@ -68,6 +50,6 @@ startup('resolver', async () => {
     service,
     nc,
     settle: [() => reconciler.stop(), () => delivery.settle()],
-    closers: [() => store.close(), async () => delivery.close(), () => replication.stop(), async () => takeover.stop(), async () => servers.stop()],
+    closers: [() => store.close(), async () => delivery.close(), async () => servers.stop()],
   })
 })

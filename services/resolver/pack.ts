@@ -10,7 +10,7 @@ import {
 } from '../../shared/index.ts'
 import type { AccountStore } from './account-store.ts'
 import type { ClaimReplies } from './claim-reply.ts'
-import { STORE_HASH_BYTES } from './store-hash.ts'
+import { STORE_HASH_BYTES } from './store/store-hash.ts'
 
 const END = new Uint8Array()
 // Let the connection's buffer drain now and then, so a large store does not pile up in memory.

@@ -1,6 +1,5 @@
 import { AppError, ErrorCode, validateAccount, type Logger, type NatsConnection } from '../../shared/index.ts'
 import type { AccountStore } from './account-store.ts'
-import type { Delivery } from './delivery.ts'
 import type { AccountPlan, Fallback, StoreSide } from './reconcile-rule.ts'
 
 /** What repairing one account came to; `none` when nothing needed sending after all. */
@@ -9,7 +8,6 @@ export type Outcome = 'adopted' | 'reverted' | 'redeleted' | 'pending' | 'unrepa
 export interface RepairDeps {
   nc: NatsConnection
   store: AccountStore
-  delivery: Delivery
   /** Already bound to the account. */
   log: Logger
   /** No signer answered: the caller retries once one does. */
@@ -17,7 +15,7 @@ export interface RepairDeps {
 }
 
 /**
- * Carries out one account's plan. Every repair is a change in the store's outbox, delivered by the notifier
+ * Carries out one account's plan. Every repair is a change the store reports, delivered by the notifier
  * like any other: an adopted version as a new version, a reverted one as the stored version again, a deleted
  * account as its stored delete request again.
  */
@@ -39,7 +37,6 @@ async function adopt(deps: RepairDeps, id: string, side: StoreSide, plan: Accoun
     const verdict = await validateAccount(deps.nc, candidate, { account: id, storedIat: side.kind === 'stored' ? side.iat : undefined })
     const result = await deps.store.save(verdict.id, verdict.jwt ?? candidate, { via: 'reconcile' })
     if (result.outcome === 'current') return 'none'
-    deps.delivery.accepted(result.change)
     deps.log.info({ seq: result.change.seq }, 'reconcile: adopted the newer valid version servers hold')
     return 'adopted'
   } catch (e) {
@@ -62,7 +59,6 @@ async function fallBack(deps: RepairDeps, id: string, action: Fallback): Promise
   // The store may have changed since the plan: send whatever it holds now, version or deletion.
   const change = (await deps.store.restore(id)) ?? (await deps.store.restoreDeletion(id))
   if (change === undefined) return 'none'
-  deps.delivery.accepted(change)
   const outcome = change.kind === 'deleted' ? 'redeleted' : 'reverted'
   deps.log.info({ seq: change.seq }, outcome === 'redeleted' ? 'reconcile: sending the stored deletion again' : 'reconcile: sending the stored version again')
   return outcome

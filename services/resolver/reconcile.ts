@@ -10,7 +10,6 @@ import {
   type ReconcileServerReport,
 } from '../../shared/index.ts'
 import type { AccountStore } from './account-store.ts'
-import type { Delivery } from './delivery.ts'
 import { repairAccount, type Outcome } from './reconcile-repair.ts'
 import { planAccount, type AccountPlan, type StoreSide } from './reconcile-rule.ts'
 import { ServerSurvey, type Inventory } from './reconcile-survey.ts'
@@ -26,7 +25,6 @@ const LISTED_PER_SERVER = 20
 export interface ReconcilerDeps {
   nc: NatsConnection
   store: AccountStore
-  delivery: Delivery
   log: Logger
   /** Between periodic passes; 0 = none (the pass after start, on the signer's return and on demand remain). */
   intervalMs: number
@@ -227,8 +225,8 @@ export class Reconciler {
   }
 
   private async repair(id: string, side: StoreSide, plan: AccountPlan): Promise<Outcome> {
-    const { nc, store, delivery, log } = this.deps
-    return repairAccount({ nc, store, delivery, log: log.child({ account: id, drifting: plan.drifting }), signerMissing: () => this.watchSigner() }, id, side, plan)
+    const { nc, store, log } = this.deps
+    return repairAccount({ nc, store, log: log.child({ account: id, drifting: plan.drifting }), signerMissing: () => this.watchSigner() }, id, side, plan)
   }
 
   private record(r: ReconcileReport): void {

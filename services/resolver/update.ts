@@ -13,7 +13,6 @@ import {
 import type { ServiceMsg } from '@nats-io/services'
 import type { AccountStore } from './account-store.ts'
 import type { ClaimReplies } from './claim-reply.ts'
-import type { Delivery } from './delivery.ts'
 import { exportersFor } from './exporters.ts'
 
 /**
@@ -36,7 +35,6 @@ interface UpdateDeps {
   nc: NatsConnection
   store: AccountStore
   replies: ClaimReplies
-  delivery: Delivery
   /** Told of pushes no signer could validate, to settle them once one answers. */
   reconciler?: { missed(id: string, jwt: string): void }
 }
@@ -70,7 +68,6 @@ async function applyUpdate(deps: UpdateDeps, msg: ServiceMsg, log: Logger): Prom
     log.debug({ account: verdict.id }, 'jwt already current')
     return deps.replies.ok('jwt already current', verdict.id)
   }
-  deps.delivery.accepted(result.change)
   const resigned = verdict.jwt !== undefined
   log.info({ account: verdict.id, seq: result.change.seq, kind: result.change.kind, resigned }, 'jwt stored')
   return deps.replies.ok(resigned ? 'jwt updated (signed by the operator)' : 'jwt updated', verdict.id)
@@ -90,7 +87,6 @@ async function restoreAfterRefusal(deps: UpdateDeps, err: AppError, id: string |
   if (change !== undefined) {
     const what = change.kind === 'deleted' ? 're-sending the stored deletion' : 're-sending the stored version'
     log.info({ account: id, seq: change.seq, refused: err.code }, what)
-    deps.delivery.accepted(change)
   }
 }
 

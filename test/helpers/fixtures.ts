@@ -2,7 +2,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
-import { newOperator, newUser, type OperatorIdentity, type UserIdentity } from '../../ops/identities.ts'
+import { newAccount, newOperator, newUser, UNLIMITED, type AccountIdentity, type OperatorIdentity, type UserIdentity } from '../../ops/identities.ts'
+import { STORAGE_PERMISSIONS } from '../../ops/permissions.ts'
 
 /** An operator, its system account and a system user, written where servers and services read them. */
 export interface Fixture {
@@ -12,6 +13,9 @@ export interface Fixture {
   operatorJwtPath: string
   sysJwtPath: string
   sysCredsPath: string
+  /** The storage account of the resolver's jetstream engine (JetStream enabled), and a user of it. */
+  mesh: AccountIdentity
+  meshCredsPath: string
 }
 
 export async function tempDir(t: Test, prefix: string): Promise<string> {
@@ -21,9 +25,14 @@ export async function tempDir(t: Test, prefix: string): Promise<string> {
 }
 
 export async function makeFixture(t: Test, opts: { strict?: boolean } = {}): Promise<Fixture> {
-  const dir = await tempDir(t, 'mesh-fx')
   const op = await newOperator('TEST', opts)
-  const sysUser = await newUser(op.systemAccount, 'sys')
+  return fixtureOf(t, op, await newUser(op.systemAccount, 'sys'))
+}
+
+/** The trust files of an operator built elsewhere (a strict one, say), with its system user and MESH. */
+export async function fixtureOf(t: Test, op: OperatorIdentity, sysUser: UserIdentity): Promise<Fixture> {
+  const dir = await tempDir(t, 'mesh-fx')
+  const mesh = await newAccount(op, 'MESH', { limits: { ...UNLIMITED, mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 } })
   const fx = {
     dir,
     op,
@@ -31,7 +40,10 @@ export async function makeFixture(t: Test, opts: { strict?: boolean } = {}): Pro
     operatorJwtPath: join(dir, 'operator.jwt'),
     sysJwtPath: join(dir, 'sys.jwt'),
     sysCredsPath: join(dir, 'sys.creds'),
+    mesh,
+    meshCredsPath: join(dir, 'resolver-store.creds'),
   }
+  await writeFile(fx.meshCredsPath, (await newUser(mesh, 'resolver-store', STORAGE_PERMISSIONS)).creds, { mode: 0o600 })
   await writeFile(fx.operatorJwtPath, op.jwt)
   await writeFile(fx.sysJwtPath, op.systemAccount.jwt)
   await writeFile(fx.sysCredsPath, sysUser.creds, { mode: 0o600 })

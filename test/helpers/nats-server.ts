@@ -44,6 +44,10 @@ export interface StartOptions {
   interval?: string
   /** A URL resolver (what fleets of the retired nats-account-server run) fetching `<url><id>` instead. */
   resolverUrl?: string
+  /** JetStream on, with the fixture's storage account (MESH) preloaded beside SYS. */
+  jetstream?: boolean
+  /** Where JetStream keeps its data: pass the same one to restart a node with its data. */
+  storeDir?: string
 }
 
 /** Starts a real nats-server in operator mode on a free loopback port; stopped when the test ends. */
@@ -63,6 +67,7 @@ export async function startNatsServer(t: Test, fx: Fixture, opts: StartOptions =
     resolver: opts.resolver === 'full' ? { type: 'full', dir: jwtDir, interval: opts.interval } : { type: 'cache', dir: jwtDir },
     cluster: opts.cluster,
     maxPayload: opts.maxPayload,
+    ...(opts.jetstream ? { jetstream: { dir: opts.storeDir ?? join(dir, 'js') }, preload: { [fx.mesh.id]: fx.mesh.jwt } } : {}),
   })
   await writeFile(
     conf,
@@ -90,7 +95,7 @@ export async function startNatsServer(t: Test, fx: Fixture, opts: StartOptions =
 }
 
 /** Three cache-mode servers routed into one cluster. */
-export async function startCluster(t: Test, fx: Fixture, size = 3, opts: Pick<StartOptions, 'maxPayload'> = {}): Promise<NatsServerHandle[]> {
+export async function startCluster(t: Test, fx: Fixture, size = 3, opts: Pick<StartOptions, 'maxPayload' | 'jetstream'> = {}): Promise<NatsServerHandle[]> {
   const routePorts = await Promise.all(Array.from({ length: size }, () => freePort()))
   const routes = routePorts.map((p) => `nats-route://127.0.0.1:${p}`)
   return Promise.all(

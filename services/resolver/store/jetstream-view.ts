@@ -1,0 +1,130 @@
+import { createHash } from 'node:crypto'
+import { setTimeout as delay } from 'node:timers/promises'
+import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream'
+import { peekClaims, type Logger } from '../../../shared/index.ts'
+import type { StoredActivation } from './activation-store.ts'
+import { Header, STREAM } from './jetstream-stream.ts'
+import type { Op } from './resolver-db.ts'
+import { stampOf } from './rules.ts'
+import { LocalTables } from './tables.ts'
+
+const APPLIED_KEY = 'js-applied'
+const WATCHDOG_MS = 2000
+
+/**
+ * This instance's local copy of the stream, in LevelDB: every message is applied in stream order, together
+ * with the sequence it had, so lookups stay local and synchronous (and keep answering while JetStream has no
+ * quorum), and a restart resumes after the last applied message.
+ */
+export class StreamView {
+  applied = 0
+  private waiters: { seq: number; wake: () => void }[] = []
+  private messages: ConsumerMessages | undefined
+  private running: Promise<void> | undefined
+  private watchdog: NodeJS.Timeout | undefined
+  private stopped = false
+  /** The highest sequence known to exist: the view is behind while applied is below it. */
+  private wanted = 0
+
+  constructor(
+    readonly tables: LocalTables,
+    private readonly log: Logger,
+  ) {}
+
+  async load(): Promise<void> {
+    this.applied = Number((await this.tables.rdb.meta.get(APPLIED_KEY)) ?? 0)
+  }
+
+  /**
+   * Follows the stream from the first message not yet applied, with an ordered consumer. One whose node died
+   * can stall without noticing for a long time, so a watchdog replaces it whenever the view is known to be
+   * behind (a write here was acked, or the stream says so) and has not moved for a while.
+   */
+  async start(js: JetStreamClient, jsm: JetStreamManager): Promise<void> {
+    this.running = this.follow(js)
+    let seen = this.applied
+    this.watchdog = setInterval(() => {
+      void jsm.streams
+        .info(STREAM)
+        .then((info) => (this.wanted = Math.max(this.wanted, info.state.last_seq)))
+        .catch(() => undefined)
+      if (this.wanted > this.applied && this.applied === seen) {
+        this.log.warn({ applied: this.applied, wanted: this.wanted }, 'the local view is stalled; following the stream anew')
+        this.messages?.stop()
+      }
+      seen = this.applied
+    }, WATCHDOG_MS)
+    this.watchdog.unref()
+  }
+
+  private async follow(js: JetStreamClient): Promise<void> {
+    while (!this.stopped) {
+      try {
+        const consumer = await js.consumers.get(
+          STREAM,
+          this.applied === 0
+            ? { deliver_policy: DeliverPolicy.All }
+            : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.applied + 1 },
+        )
+        this.messages = await consumer.consume({ expires: 5000 })
+        if (this.stopped) this.messages.stop()
+        for await (const m of this.messages) {
+          if (m.seq > this.applied) await this.apply(m)
+        }
+      } catch (e) {
+        if (this.stopped) return
+        this.log.warn({ err: { message: (e as Error).message }, applied: this.applied }, 'following the stream failed, retrying')
+        await delay(WATCHDOG_MS)
+      }
+    }
+  }
+
+  /** Resolves once every message up to `seq` is applied here, or after `ms` (false). */
+  caughtUp(seq: number, ms = 10_000): Promise<boolean> {
+    if (this.applied >= seq) return Promise.resolve(true)
+    this.wanted = Math.max(this.wanted, seq)
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms)
+      this.waiters.push({
+        seq,
+        wake: () => {
+          clearTimeout(timer)
+          resolve(true)
+        },
+      })
+    })
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    clearInterval(this.watchdog)
+    this.messages?.stop()
+    await this.running
+  }
+
+  private async apply(m: JsMsg): Promise<void> {
+    const [, kind, key, leaf] = m.subject.split('.') as [string, string, string, string | undefined]
+    const plan = LocalTables.plan()
+    const meta = { seq: m.seq, at: m.headers?.get(Header.at) || new Date(m.info.timestampNanos / 1e6).toISOString(), via: m.headers?.get(Header.via) ?? '' }
+    const extra: Op[] = []
+    const t = this.tables
+    if (kind === 'chg' && leaf === 'v') {
+      const body = m.string()
+      const stored = t.accounts.readNow(key)
+      if (m.headers?.get(Header.kind) === 'deleted') {
+        const hash = createHash('sha256').update(body).digest('hex')
+        t.addDeletion(plan, key, stored, { token: body, iat: peekClaims(body).iat ?? 0, hash }, meta, false)
+      } else t.addVersion(plan, stored, stampOf(key, body), meta, false)
+    } else if (kind === 'replay') extra.push(t.tombs.rememberOp(key, Number(m.string())))
+    else if (kind === 'actv') extra.push(t.activations.putOp(m.json<StoredActivation>()))
+    // restores are for delivery only; anything else is not ours: its sequence still counts as applied
+    plan.ops.push(...extra)
+    await t.commit(plan, [{ type: 'put', sublevel: t.rdb.meta, key: APPLIED_KEY, value: String(m.seq) }], { sync: false })
+    this.applied = m.seq
+    const ready = this.waiters.filter((w) => w.seq <= m.seq)
+    if (ready.length > 0) {
+      this.waiters = this.waiters.filter((w) => w.seq > m.seq)
+      for (const w of ready) w.wake()
+    }
+  }
+}

@@ -1,0 +1,90 @@
+import t from 'tap'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { createAccount } from '@nats-io/nkeys'
+import { encodeAccount } from '@nats-io/jwt'
+import type { NatsConnection } from '@nats-io/nats-core'
+import { subjects } from '../shared/index.ts'
+import { newUser } from '../ops/identities.ts'
+import { connectWith } from './helpers/clients.ts'
+import { makeFixture } from './helpers/fixtures.ts'
+import { startJsCluster, startJsResolver } from './helpers/jetstream.ts'
+import { accountJwt } from './helpers/jwts.ts'
+import { startService } from './helpers/services.ts'
+import { clusterFormed, gather, push } from './helpers/sys-requests.ts'
+import { waitFor } from './helpers/wait-for.ts'
+
+const now = () => Math.floor(Date.now() / 1000)
+
+async function lookup(sys: NatsConnection, id: string): Promise<string> {
+  return (await sys.request(subjects.lookup(id), '', { timeout: 3000 })).string()
+}
+
+t.test('a change whose delivery was pending when every instance was killed is delivered after they restart', async (t) => {
+  const fx = await makeFixture(t)
+  const { servers } = await startJsCluster(t, fx)
+  const sys = await connectWith(t, servers, fx.sysUser.creds, { reconnect: true })
+  await clusterFormed(sys, 3)
+  const seedFile = join(fx.dir, 'signing.nk')
+  await writeFile(seedFile, new TextDecoder().decode(fx.op.signingKp.getSeed()), { mode: 0o600 })
+  await startService(t, 'signer', fx, servers, { SIGNER_SEED_FILE: seedFile })
+  const resolvers = await Promise.all([startJsResolver(t, fx, servers, 0), startJsResolver(t, fx, servers, 1)])
+  let notifier = await startService(t, 'notifier', fx, servers)
+
+  // Self-signed, so servers hearing the push store it but do not apply it: only a delivery of ours can.
+  const kp = createAccount()
+  const id = kp.getPublicKey()
+  t.equal((await push(sys, subjects.claimsUpdate, await encodeAccount('LATE', kp, { limits: { conn: 10 } }), 3)).ours.data?.code, 200)
+  await waitFor(() => resolvers.some((r) => r.logs.some((l) => l.msg === 'change delivered' && l.account === id)), { what: 'the first delivery' })
+  const carol = await newUser({ name: 'LATE', kp, id, jwt: '' }, 'carol')
+  const nc = await connectWith(t, servers[0]!, carol.creds)
+  await nc.flush()
+
+  t.equal(await notifier.stop(), 0)
+  const revoking = await encodeAccount('LATE', kp, { limits: { conn: 10 }, revocations: { [carol.kp.getPublicKey()]: now() } })
+  t.equal((await push(sys, subjects.claimsUpdate, revoking, 3)).ours.data?.code, 200)
+  await Promise.all(resolvers.map((r) => r.kill()))
+  t.notOk(nc.isClosed(), 'the revocation has not reached the servers')
+
+  notifier = await startService(t, 'notifier', fx, servers)
+  const again = await Promise.all(resolvers.map((r, i) => startJsResolver(t, fx, servers, i, { RESOLVER_DATA_DIR: r.dataDir })))
+  await waitFor(() => nc.isClosed(), { ms: 20_000, what: 'the revoked user to be disconnected' })
+  t.ok(again.some((r) => r.logs.some((l) => l.msg === 'change delivered' && l.account === id)), 'a restarted instance delivered it')
+  void notifier
+})
+
+t.test('with two of three nodes down a push fails fast with a 5xx while lookups answer; pushes work again when they return', async (t) => {
+  const fx = await makeFixture(t)
+  const cluster = await startJsCluster(t, fx)
+  const { servers } = cluster
+  const sys = await connectWith(t, servers[0]!, fx.sysUser.creds)
+  await clusterFormed(sys, 3)
+  await startJsResolver(t, fx, servers, 0)
+  await startService(t, 'signer', fx, [servers[0]!])
+  const stored = createAccount().getPublicKey()
+  const storedJwt = accountJwt(fx.op.signingKp, stored, {}, { iat: now() })
+  t.equal((await push(sys, subjects.claimsUpdate, storedJwt, 3)).ours.data?.code, 200)
+
+  await Promise.all([servers[1]!.stop(), servers[2]!.stop()])
+  // The resolver's connection may have been on a stopped node: lookups answer once it is back on n1.
+  await waitFor(async () => (await lookup(sys, stored)) === storedJwt, { ms: 15_000, what: 'a lookup answered with two nodes down' })
+  t.pass('a stored account is still served')
+  const id = createAccount().getPublicKey()
+  const started = Date.now()
+  const replies = (await gather(sys, subjects.claimsUpdate, accountJwt(fx.op.signingKp, id, {}, { iat: now() }), 2, 15_000)).map((m) =>
+    m.json<{ server: { name: string }; error?: { code: number; reason?: string } }>(),
+  )
+  const ours = replies.find((r) => r.server.name === 'resolver')
+  const took = Date.now() - started
+  t.ok(ours?.error !== undefined && ours.error.code >= 500, `error reply ${JSON.stringify(ours?.error)}`)
+  t.ok(took < 8000, `answered in ${took} ms`)
+  t.equal(await lookup(sys, stored), storedJwt, 'and still is after the refused push')
+  t.equal(await lookup(sys, id), '', 'the refused one is not')
+
+  await Promise.all([cluster.restart(1), cluster.restart(2)])
+  await waitFor(
+    async () => (await push(sys, subjects.claimsUpdate, accountJwt(fx.op.signingKp, id, {}, { iat: now() }), 3)).ours.data?.code === 200,
+    { ms: 60_000, every: 1000, what: 'a push to succeed again' },
+  )
+  t.pass('pushes work again')
+})
