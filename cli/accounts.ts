@@ -1,7 +1,7 @@
 import type { NatsConnection } from '@nats-io/nats-core'
 import { isAccountKey, peekClaims, subjects, type Claims } from '../shared/index.ts'
 import { CliError } from './cli-error.ts'
-import { askResolver, request } from './requests.ts'
+import { askResolver, mapLimit, request } from './requests.ts'
 
 /** What the tables show of an account JWT. */
 export interface AccountSummary {
@@ -59,4 +59,15 @@ export async function listIds(nc: NatsConnection, timeoutMs: number): Promise<st
   if (r.error !== undefined) throw new CliError(`list failed: ${r.error.description}`)
   if (!Array.isArray(r.data)) throw new CliError('the resolver sent a LIST reply without a list')
   return (r.data as unknown[]).filter((x): x is string => typeof x === 'string')
+}
+
+const LOOKUPS_IN_FLIGHT = 16
+
+/**
+ * Every account the resolver lists, with the JWT it stores; `jwt` is undefined for one deleted or expired
+ * between the list and the read.
+ */
+export async function storedAccounts(nc: NatsConnection, timeoutMs: number): Promise<{ account: string; jwt: string | undefined }[]> {
+  const ids = await listIds(nc, timeoutMs)
+  return mapLimit(ids, LOOKUPS_IN_FLIGHT, async (account) => ({ account, jwt: await storedJwt(nc, account, timeoutMs) }))
 }

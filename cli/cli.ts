@@ -5,8 +5,10 @@ import { bootstrapCommand } from './commands/bootstrap.ts'
 import { deleteCommand } from './commands/delete.ts'
 import { getCommand } from './commands/get.ts'
 import { historyCommand } from './commands/history.ts'
+import { lintCommand } from './commands/lint.ts'
 import { listCommand } from './commands/list.ts'
 import { pushCommand } from './commands/push.ts'
+import { resignCommand } from './commands/resign.ts'
 import { statusCommand } from './commands/status.ts'
 import { connectCli } from './connection.ts'
 import type { Command, Io } from './context.ts'
@@ -18,6 +20,8 @@ export const COMMANDS: readonly Command[] = [
   listCommand,
   historyCommand,
   deleteCommand,
+  lintCommand,
+  resignCommand,
   bootstrapCommand,
 ]
 

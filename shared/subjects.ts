@@ -23,6 +23,8 @@ export const subjects = {
   signerValidateDelete: 'mesh.signer.validate-delete',
   signerValidateActivation: 'mesh.signer.validate-activation',
   signerHealth: 'mesh.signer.health',
+  signerResign: 'mesh.signer.resign',
+  signerOperator: 'mesh.signer.operator',
   resolverChanges: (id = '*') => `mesh.resolver.changes.${id}`,
   resolverOutbox: 'mesh.resolver.outbox',
   resolverHealth: 'mesh.resolver.health',

@@ -1,14 +1,13 @@
-import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { createAccount, createOperator, type KeyPair } from '@nats-io/nkeys'
 import { subjects } from '../shared/index.ts'
 import { newUser, type AccountIdentity } from '../ops/identities.ts'
 import { progressBar } from '../cli/progress.ts'
 import { renderTable } from '../cli/table.ts'
+import { runMesh as run } from './helpers/cli.ts'
 import { connectWith } from './helpers/clients.ts'
 import { makeFixture, tempDir } from './helpers/fixtures.ts'
 import { accountJwt } from './helpers/jwts.ts'
@@ -17,33 +16,8 @@ import { startResolver, startService } from './helpers/services.ts'
 import { appliedJwts, clusterFormed } from './helpers/sys-requests.ts'
 import { waitFor } from './helpers/wait-for.ts'
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url))
-const BIN = join(ROOT, 'cli', 'mesh.mjs')
 const now = () => Math.floor(Date.now() / 1000)
 const seedOf = (kp: KeyPair) => new TextDecoder().decode(kp.getSeed())
-
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-/** Runs the CLI as a child process, the way the `mesh` bin does, from `cwd` with only PATH in its environment. */
-function run(args: string[], opts: { cwd?: string; env?: Record<string, string>; argv0?: string[] } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [...(opts.argv0 ?? [BIN]), ...args], {
-      cwd: opts.cwd ?? ROOT,
-      env: { PATH: process.env.PATH ?? '', ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    proc.on('error', reject)
-    proc.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
 
 t.test('table renderer and progress bar', async (t) => {
   t.equal(renderTable(['name', 'n'], [['a', 1], ['bbb', 22], ['c', undefined]]), 'name   n\n----  --\na      1\nbbb   22\nc      -\n')

@@ -1,9 +1,6 @@
-import { listIds, storedJwt, summarize, type AccountSummary } from '../accounts.ts'
+import { storedAccounts, summarize, type AccountSummary } from '../accounts.ts'
 import { emit, type Command } from '../context.ts'
-import { mapLimit } from '../requests.ts'
 import { formatSeconds, renderTable } from '../table.ts'
-
-const LOOKUPS_IN_FLIGHT = 16
 
 /** `list`: every account the resolver lists, with name, iat and exp read from its JWT. */
 export const listCommand: Command = {
@@ -13,12 +10,10 @@ export const listCommand: Command = {
   positionals: { min: 0, max: 0 },
   async run(ctx) {
     const nc = await ctx.nats()
-    const ids = await listIds(nc, ctx.global.timeoutMs)
-    const accounts = await mapLimit(ids, LOOKUPS_IN_FLIGHT, async (id): Promise<AccountSummary> => {
-      const jwt = await storedJwt(nc, id, ctx.global.timeoutMs)
+    const accounts = (await storedAccounts(nc, ctx.global.timeoutMs)).map(({ account, jwt }): AccountSummary =>
       // Listed a moment ago: gone now means deleted or expired in between.
-      return jwt === undefined ? { account: id, name: undefined, iat: 0, exp: 0 } : summarize(id, jwt)
-    })
+      jwt === undefined ? { account, name: undefined, iat: 0, exp: 0 } : summarize(account, jwt),
+    )
     accounts.sort((a, b) => (a.name ?? '').localeCompare(b.name ?? '') || a.account.localeCompare(b.account))
     emit(ctx, accounts, () =>
       renderTable(

@@ -1,6 +1,7 @@
 import { connectSystem, createLogger, MeshService, runUntilStopped, startup } from '../../shared/index.ts'
 import { loadSignerConfig } from './config.ts'
 import { addSignerEndpoints } from './endpoints.ts'
+import { addResignEndpoints } from './resign.ts'
 
 startup('signer', async () => {
   const config = loadSignerConfig(process.env)
@@ -12,5 +13,6 @@ startup('signer', async () => {
     metadata: { managed: config.signingKey === undefined ? 'false' : 'true' },
   })
   addSignerEndpoints(service, config, nc)
+  addResignEndpoints(service, config)
   await runUntilStopped({ log, service, nc })
 })
