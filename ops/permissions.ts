@@ -57,11 +57,14 @@ export const SERVICE_PERMISSIONS: Readonly<Record<MeshServiceName, ServicePermis
     pub: [CLIENT_INBOXES, subjects.signerHealth, `${subjects.signerHealth}.*`],
   },
   notifier: {
-    sub: ['mesh.notifier.>', MICRO, CLIENT_INBOXES],
+    // disconnect events: which connections an enforcing change closed (services/notifier/enforcement.ts)
+    sub: ['mesh.notifier.>', MICRO, CLIENT_INBOXES, subjects.accountDisconnect()],
     pub: [
       CLIENT_INBOXES,
       subjects.notifierHealth,
       `${subjects.notifierHealth}.*`,
+      subjects.notifierReports(),
+      subjects.connz,
       subjects.accountUpdate(),
       subjects.legacyAccountUpdate(),
       subjects.claimsDelete,

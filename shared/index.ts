@@ -32,5 +32,15 @@ export { VERSION } from './version.ts'
 export { validateAccount, validateActivation, validateDelete, SignerHeader } from './signer-api.ts'
 export type { AccountVerdict, ActivationRequest, ActivationVerdict, DeleteVerdict } from './signer-api.ts'
 export { ChangeHeader, changeHeaders, changeFrom, publishChange, requestDelivery } from './change-api.ts'
-export type { Change, ChangeKind, DeliveryReport, ServerOutcome } from './change-api.ts'
+export type {
+  Change,
+  ChangeKind,
+  ClosedConnection,
+  DeliveryReport,
+  Enforcement,
+  ServerEnforcement,
+  ServerOutcome,
+} from './change-api.ts'
+export { admissionOf, isEnforcing, isUserRevoked, jwtDigest } from './enforcement.ts'
+export type { AccountAdmission } from './enforcement.ts'
 export { activationHashId, cleanActivationSubject, isActivationHashId } from './activation-id.ts'

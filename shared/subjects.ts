@@ -18,6 +18,14 @@ export const subjects = {
   serverStatsz: (serverId = '*') => `$SYS.SERVER.${serverId}.STATSZ`,
   microPing: (service: string) => `$SRV.PING.${service}`,
   accountz: '$SYS.REQ.SERVER.PING.ACCOUNTZ',
+  /** Each server's connections; body: nats-server's ConnzOptions (`acc` filters by account). */
+  connz: '$SYS.REQ.SERVER.PING.CONNZ',
+  /** Each server's JetStream usage; body: JSzOptions (`account`, `streams`, `consumers`). */
+  jsz: '$SYS.REQ.SERVER.PING.JSZ',
+  /** One event per closed client connection of the account, from the server that held it. */
+  accountDisconnect: (id = '*') => `$SYS.ACCOUNT.${id}.DISCONNECT`,
+  /** JetStream's account purge (system account only): removes every stream and consumer of the account. */
+  jsAccountPurge: (id: string) => `$JS.API.ACCOUNT.PURGE.${id}`,
 
   signerValidate: 'mesh.signer.validate',
   signerValidateDelete: 'mesh.signer.validate-delete',
@@ -32,12 +40,16 @@ export const subjects = {
   resolverSync: (instanceId = '*') => `mesh.resolver.sync.${instanceId}`,
   /** Announces that the accepting instance delivered a change (body: sha256 hex of the JWT). */
   resolverDelivered: (id = '*') => `mesh.resolver.delivered.${id}`,
+  /** `mesh delete`: the same operator-signed request as `$SYS.REQ.CLAIMS.DELETE`, which servers do not hear. */
+  resolverDelete: 'mesh.resolver.delete',
   resolverGet: (id = '*') => `mesh.resolver.get.${id}`,
   resolverHistory: (id = '*') => `mesh.resolver.history.${id}`,
   resolverActivationPut: 'mesh.resolver.activation.put',
   resolverActivationGet: 'mesh.resolver.activation.get',
   notifierNotify: 'mesh.notifier.notify',
   notifierHealth: 'mesh.notifier.health',
+  /** Delivery reports of enforcing changes, published once their grace period is over (or all is cut off). */
+  notifierReports: (id = '*') => `mesh.notifier.reports.${id}`,
 } as const
 
 /** Queue group nats-server's full resolvers use for PACK: only one member answers each request. */

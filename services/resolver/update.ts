@@ -3,6 +3,8 @@ import {
   AppError,
   errors,
   isAccountKey,
+  isEnforcing,
+  jwtDigest,
   MAX_JWT_BYTES,
   subjects,
   validateAccount,
@@ -65,10 +67,15 @@ async function applyUpdate(deps: UpdateDeps, msg: ServiceMsg, log: Logger): Prom
     log.debug({ account: verdict.id }, 'jwt already current')
     return deps.replies.ok('jwt already current', verdict.id)
   }
-  deps.delivery.accepted(result.change)
+  // Revoking users or lowering the connection limit: the notifier watches the servers cut them off, and the
+  // reply tells `mesh push` which report to wait for (nsc and natscli ignore the extra field).
+  const enforce = isEnforcing(stored?.jwt, result.change.jwt)
+  deps.delivery.accepted(enforce ? { ...result.change, enforce } : result.change)
   const resigned = verdict.jwt !== undefined
-  log.info({ account: verdict.id, seq: result.change.seq, kind: result.change.kind, resigned }, 'jwt stored')
-  return deps.replies.ok(resigned ? 'jwt updated (signed by the operator)' : 'jwt updated', verdict.id)
+  log.info({ account: verdict.id, seq: result.change.seq, kind: result.change.kind, resigned, enforce }, 'jwt stored')
+  const message = resigned ? 'jwt updated (signed by the operator)' : 'jwt updated'
+  if (!enforce) return deps.replies.ok(message, verdict.id)
+  return deps.replies.data({ account: verdict.id, code: 200, message, enforcing: jwtDigest(result.change.jwt) })
 }
 
 /** Sends our stored version again after refusing a JWT the servers may have taken (see the set above). */
