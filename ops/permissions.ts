@@ -49,6 +49,9 @@ export const SERVICE_PERMISSIONS: Readonly<Record<MeshServiceName, ServicePermis
       'mesh.resolver.>',
       subjects.microPing('resolver'),
       subjects.serverPing,
+      // before a delete: the accounts' JetStream usage, and their purge when the request asks for it
+      subjects.jsz,
+      subjects.jsAccountPurge('*'),
     ],
   },
   signer: {

@@ -16,6 +16,8 @@ export interface ServerConfOptions {
   cluster?: { name: string; port: number; routes: string[] }
   /** nats-server's default is 1 MB, exactly our JWT size limit. */
   maxPayload?: number
+  /** Enables JetStream, storing under this directory (accounts still need JetStream limits in their JWT). */
+  jetstreamDir?: string
 }
 
 const q = (s: string) => JSON.stringify(s)
@@ -35,6 +37,7 @@ export function renderServerConf(o: ServerConfOptions): string {
     `resolver_preload: { ${Object.entries({ ...o.preload, [o.systemAccount]: o.systemAccountJwt }).map(([id, jwt]) => `${id}: ${q(jwt)}`).join(', ')} }`,
   ]
   if (o.maxPayload !== undefined) lines.push(`max_payload: ${o.maxPayload}`)
+  if (o.jetstreamDir !== undefined) lines.push(`jetstream: { store_dir: ${q(o.jetstreamDir)} }`)
   if (o.cluster !== undefined) {
     lines.push(
       `cluster: { name: ${q(o.cluster.name)}, listen: ${q(`${o.host ?? '127.0.0.1'}:${o.cluster.port}`)}, routes: [${o.cluster.routes.map(q).join(', ')}] }`,

@@ -40,6 +40,8 @@ export interface StartOptions {
   maxPayload?: number
   /** A full resolver's PACK sync interval (a Go duration). */
   interval?: string
+  /** Enables JetStream (stored in the server's temp dir). */
+  jetstream?: boolean
 }
 
 /** Starts a real nats-server in operator mode on a free loopback port; stopped when the test ends. */
@@ -61,6 +63,7 @@ export async function startNatsServer(t: Test, fx: Fixture, opts: StartOptions =
       resolver: opts.resolver === 'full' ? { type: 'full', dir: jwtDir, interval: opts.interval } : { type: 'cache', dir: jwtDir },
       cluster: opts.cluster,
       maxPayload: opts.maxPayload,
+      jetstreamDir: opts.jetstream === true ? join(dir, 'js') : undefined,
     }),
   )
   const proc = spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
@@ -82,15 +85,21 @@ export async function startNatsServer(t: Test, fx: Fixture, opts: StartOptions =
 }
 
 /** Three cache-mode servers routed into one cluster. */
-export async function startCluster(t: Test, fx: Fixture, size = 3, opts: Pick<StartOptions, 'maxPayload'> = {}): Promise<NatsServerHandle[]> {
+export async function startCluster(
+  t: Test,
+  fx: Fixture,
+  size = 3,
+  opts: Pick<StartOptions, 'maxPayload' | 'jetstream'> & { fixtureOf?: (i: number) => Fixture } = {},
+): Promise<NatsServerHandle[]> {
   const routePorts = await Promise.all(Array.from({ length: size }, () => freePort()))
   const routes = routePorts.map((p) => `nats-route://127.0.0.1:${p}`)
   return Promise.all(
     routePorts.map((port, i) =>
-      startNatsServer(t, fx, {
+      startNatsServer(t, opts.fixtureOf?.(i) ?? fx, {
         name: `n${i + 1}`,
         cluster: { name: 'mesh-test', port, routes: routes.filter((_, j) => j !== i) },
-        ...opts,
+        maxPayload: opts.maxPayload,
+        jetstream: opts.jetstream,
       }),
     ),
   )
