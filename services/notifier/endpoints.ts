@@ -14,6 +14,7 @@ import {
   verifyJwtAhead,
 } from '../../shared/index.ts'
 import { Broadcaster } from './broadcast.ts'
+import { DisconnectLog } from './disconnect-log.ts'
 import { EnforcementWatch } from './enforcement.ts'
 import type { KnownServer, ServerDirectory } from './server-directory.ts'
 
@@ -53,6 +54,7 @@ export function addNotifierEndpoints(
   opts: { enforceGraceMs: number },
 ): void {
   const broadcaster = new Broadcaster(nc, directory)
+  const disconnects = new DisconnectLog(nc)
   service.endpoint({
     name: 'notify',
     subject: subjects.notifierNotify,
@@ -65,7 +67,7 @@ export function addNotifierEndpoints(
       // Signature checked on the thread pool: deliveries in flight keep being answered meanwhile.
       await verifyJwtAhead(change.jwt)
       checkBody(change)
-      const watch = change.enforce === true && change.kind !== 'deleted' ? await EnforcementWatch.start(nc, change.id, change.jwt) : undefined
+      const watch = change.enforce === true && change.kind !== 'deleted' ? new EnforcementWatch(nc, disconnects, change.id, change.jwt) : undefined
       const servers = await broadcaster.send(change)
       log.info(
         { account: change.id, seq: change.seq, kind: change.kind, servers: servers.map((s) => `${s.name}:${s.outcome}`) },

@@ -1,4 +1,4 @@
-import { createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core'
+import { createInbox, type NatsConnection } from '@nats-io/nats-core'
 import {
   admissionOf,
   isUserRevoked,
@@ -8,6 +8,7 @@ import {
   type ClosedConnection,
   type ServerEnforcement,
 } from '../../shared/index.ts'
+import type { DisconnectLog } from './disconnect-log.ts'
 import { isServerId, type KnownServer } from './server-directory.ts'
 
 /** How often servers are asked for the account's connections while revoked ones remain. */
@@ -26,13 +27,21 @@ export interface ConnSeen {
   jwt?: string
 }
 
-const userIat = (jwt: string | undefined): number => {
+const userClaims = (jwt: string | undefined): { iat?: unknown; name?: unknown } => {
   try {
-    const iat = jwt === undefined ? 0 : peekClaims(jwt).iat
-    return typeof iat === 'number' ? iat : 0
+    return jwt === undefined ? {} : peekClaims(jwt)
   } catch {
-    return 0
+    return {}
   }
+}
+const userIat = (jwt: string | undefined): number => {
+  const iat = userClaims(jwt).iat
+  return typeof iat === 'number' ? iat : 0
+}
+/** The user JWT's name (the server's `name_tag` is the account's name on newer versions). */
+const userName = (jwt: string | undefined): string | undefined => {
+  const name = userClaims(jwt).name
+  return typeof name === 'string' && name !== '' ? name.slice(0, 100) : undefined
 }
 
 /** Whether the account version in force should no longer admit this connection. */
@@ -62,85 +71,64 @@ export function judgeServer(server: KnownServer, closed: ClosedConnection[], sti
   }
 }
 
-interface DisconnectEvent {
-  server?: { id?: unknown }
-  client?: { acc?: unknown; user?: unknown; jwt?: unknown; name_tag?: unknown }
-  reason?: unknown
-}
-
 interface ConnzReply {
   server?: { id?: unknown }
   data?: { connections?: { account?: unknown; authorized_user?: unknown; jwt?: unknown; kind?: unknown }[] }
 }
 
 /**
- * Watches one enforcing change: listening to the account's disconnect events from before the broadcast,
- * then asking every server for the account's connections until none it should have cut off remains or the
- * grace period ends. Only enforcing changes get one, so ordinary pushes cost no extra request.
+ * How far back a forced disconnect counts for a change: servers apply a client's push on their own, before
+ * the resolver validated and stored it and the notifier got it (milliseconds, unless the signer is slow).
+ */
+const LOOKBACK_MS = 10_000
+
+/**
+ * Watches one enforcing change: which connections the servers closed for it (their disconnect events, see
+ * DisconnectLog), then every server's connections of the account until none it should have cut off remains
+ * or the grace period ends. Only enforcing changes get one, so ordinary pushes cost no extra request.
  */
 export class EnforcementWatch {
-  private readonly closed = new Map<string, ClosedConnection[]>()
-  private readonly sub: Subscription
+  private readonly admission: AccountAdmission
+  private readonly since = Date.now() - LOOKBACK_MS
 
-  private constructor(
+  constructor(
     private readonly nc: NatsConnection,
+    private readonly disconnects: DisconnectLog,
     private readonly account: string,
-    private readonly admission: AccountAdmission,
+    jwt: string,
   ) {
-    this.sub = nc.subscribe(subjects.accountDisconnect(account), {
-      callback: (err, m) => {
-        if (err === null) this.onEvent(m)
-      },
-    })
+    this.admission = admissionOf(jwt)
   }
 
-  /**
-   * Subscribes before the change goes out; the flush makes our server register the interest, and it passes
-   * it on over the same route connections the broadcast then takes, so no server closes a client unseen.
-   */
-  static async start(nc: NatsConnection, account: string, jwt: string): Promise<EnforcementWatch> {
-    const w = new EnforcementWatch(nc, account, admissionOf(jwt))
-    await nc.flush()
-    return w
-  }
-
-  private onEvent(m: Msg): void {
-    let e: DisconnectEvent
-    try {
-      e = m.json<DisconnectEvent>()
-    } catch {
-      return // not a server's event
+  /** What the servers closed for this change, by server: revoked users, or connections over the limit. */
+  private closedByServer(): Map<string, ClosedConnection[]> {
+    const taken = this.disconnects.take(
+      this.account,
+      this.since,
+      (e) => isRevokedConn(this.admission, e) || /maximum account connections/i.test(e.reason),
+    )
+    const out = new Map<string, ClosedConnection[]>()
+    for (const e of taken) {
+      const name = userName(e.jwt)
+      out.set(e.server, [...(out.get(e.server) ?? []), { user: e.user, ...(name ? { name } : {}), reason: e.reason }])
     }
-    const server = e.server?.id
-    const user = e.client?.user
-    if (!isServerId(server) || typeof user !== 'string' || e.client?.acc !== this.account) return
-    const reason = String(e.reason ?? '')
-    const jwt = typeof e.client?.jwt === 'string' ? e.client.jwt : undefined
-    // A client leaving on its own during the watch is not the change's doing.
-    if (!isRevokedConn(this.admission, { user, jwt }) && !/maximum account connections/i.test(reason)) return
-    const name = typeof e.client?.name_tag === 'string' && e.client.name_tag !== '' ? e.client.name_tag : undefined
-    const list = this.closed.get(server) ?? []
-    list.push({ user, ...(name ? { name } : {}), reason })
-    this.closed.set(server, list)
+    return out
   }
 
   /** Polls the servers until none holds a forbidden connection or `graceMs` passed; then judges each. */
   async finish(servers: KnownServer[], graceMs: number): Promise<ServerEnforcement[]> {
     const deadline = Date.now() + graceMs
     let still = new Map<string, number>()
-    try {
-      for (;;) {
-        // A server silent in one round keeps what it said in the last.
-        still = new Map([...still, ...(await this.forbiddenNow(servers))])
-        const clean = servers.every((s) => still.get(s.id) === 0)
-        if (clean || Date.now() + POLL_MS >= deadline) break
-        await new Promise((r) => setTimeout(r, POLL_MS))
-      }
-      await new Promise((r) => setTimeout(r, SETTLE_MS))
-    } finally {
-      this.sub.unsubscribe()
+    for (;;) {
+      // A server silent in one round keeps what it said in the last.
+      still = new Map([...still, ...(await this.forbiddenNow(servers))])
+      const clean = servers.every((s) => still.get(s.id) === 0)
+      if (clean || Date.now() + POLL_MS >= deadline) break
+      await new Promise((r) => setTimeout(r, POLL_MS))
     }
-    return servers.map((s) => judgeServer(s, this.closed.get(s.id) ?? [], still.get(s.id) ?? -1))
+    await new Promise((r) => setTimeout(r, SETTLE_MS))
+    const closed = this.closedByServer()
+    return servers.map((s) => judgeServer(s, closed.get(s.id) ?? [], still.get(s.id) ?? -1))
   }
 
   /** One CONNZ round: per server that answered, how many forbidden connections of the account it holds. */
