@@ -108,7 +108,7 @@ t.test('confirmed revocations and JetStream-aware delete on a 3-node cluster', a
   const sys = await connectWith(t, servers, fx.sysUser.creds)
   await clusterFormed(sys, 3)
   const env = { OPERATOR_JWT: rotatedPath }
-  await startResolver(t, fx, servers, env)
+  const resolver = await startResolver(t, fx, servers, env)
   await startService(t, 'signer', fx, servers, env)
   const notifier = await startService(t, 'notifier', fx, servers, { ...env, NOTIFIER_ENFORCE_GRACE_MS: '2000' })
 
@@ -263,6 +263,13 @@ t.test('confirmed revocations and JetStream-aware delete on a 3-node cluster', a
 
   await t.test("nsc's own delete request gets the refusal naming the stream", async (t) => {
     const b = await withStream('JSB', 'EVENTS')
+    // Servers act on nsc's DELETE at once and disable the account's JetStream; the resolver names what
+    // they reported in their last poll, so wait for one after the stream was created.
+    const polls = resolver.logs.length
+    await waitFor(() => resolver.logs.slice(polls).some((l) => l.msg === 'jetstream usage remembered' && (l.streams as number) > 0), {
+      ms: 15_000,
+      what: "the resolver's next JetStream usage poll",
+    })
     const { ours } = await push(sys, subjects.claimsDelete, deleteRequest(fx.op.signingKp, [b.id]), 3)
     t.equal(ours.error?.reason, 'JETSTREAM_IN_USE')
     t.match(ours.error?.description, /^delete accounts request by O[A-Z2-7]+ failed - .*stream EVENTS/)

@@ -13,7 +13,7 @@ import type { ServiceMsg } from '@nats-io/services'
 import type { AccountStore } from './account-store.ts'
 import type { ClaimReplies } from './claim-reply.ts'
 import type { Delivery } from './delivery.ts'
-import { asksForPurge, guardJetStream } from './jetstream-usage.ts'
+import { asksForPurge, guardJetStream, type JetStreamUsageMemory } from './jetstream-usage.ts'
 
 /**
  * Refusals of a delete request that servers act on anyway: they check neither time nor replay (protocol.md
@@ -34,6 +34,8 @@ interface DeleteDeps {
   delivery: Delivery
   /** RESOLVER_ALLOW_DELETE: when false every request is refused and nothing is deleted. */
   allowDelete: boolean
+  /** The servers' recent JetStream usage, for requests they act on before we can ask (nsc's DELETE). */
+  jetstream?: JetStreamUsageMemory
 }
 
 interface Peeked {
@@ -76,7 +78,7 @@ async function applyDelete(deps: DeleteDeps, msg: ServiceMsg, log: Logger): Prom
   if (!deps.allowDelete) return refuseWhileDisabled(deps, token, log)
   const v = await validateDelete(deps.nc, token)
   // Only trusted requests get this far: streams are refused, or purged when the signed request asks.
-  await guardJetStream(deps.nc, v.accounts, asksForPurge(token), log)
+  await guardJetStream(deps.nc, v.accounts, asksForPurge(token), log, deps.jetstream)
   let result
   try {
     result = await deps.store.remove({

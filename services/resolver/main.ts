@@ -4,6 +4,7 @@ import { addActivationEndpoints } from './activations.ts'
 import { ClaimReplies } from './claim-reply.ts'
 import { loadResolverConfig } from './config.ts'
 import { addDeleteEndpoint } from './delete.ts'
+import { JetStreamUsageMemory } from './jetstream-usage.ts'
 import { Delivery } from './delivery.ts'
 import { addGetEndpoint } from './get.ts'
 import { addHistoryEndpoint } from './history.ts'
@@ -49,11 +50,13 @@ startup('resolver', async () => {
   const replies = new ClaimReplies(service.id)
   addUpdateEndpoints(service, { nc, store, delivery, replies })
   addListEndpoint(service, store, replies)
-  addDeleteEndpoint(service, { nc, store, delivery, replies, allowDelete: config.allowDelete })
+  const jetstream = new JetStreamUsageMemory(nc, log.child({ part: 'jetstream-usage' }))
+  if (config.allowDelete) jetstream.start()
+  addDeleteEndpoint(service, { nc, store, delivery, replies, allowDelete: config.allowDelete, jetstream })
   addPackEndpoint(service, nc, store, replies)
   addHistoryEndpoint(service, store)
   addGetEndpoint(service, store)
   addActivationEndpoints(service, nc, store)
   await delivery.resume()
-  await runUntilStopped({ log, service, nc, settle: [() => delivery.settle()], closers: [() => store.close(), async () => delivery.close(), () => replication.stop(), async () => takeover.stop(), async () => servers.stop()] })
+  await runUntilStopped({ log, service, nc, settle: [() => delivery.settle()], closers: [() => store.close(), async () => delivery.close(), () => replication.stop(), async () => takeover.stop(), async () => servers.stop(), async () => jetstream.stop()] })
 })
