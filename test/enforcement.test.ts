@@ -153,6 +153,7 @@ t.test('confirmed revocations and JetStream-aware delete on a 3-node cluster', a
 
     const r = await pushFile(version(demo, { revocations: { [alice.kp.getPublicKey()]: now() } }), '--json')
     t.equal(r.code, 0, r.stderr)
+    if (process.env.SHOW_OUTPUT) console.error(`OUTPUT0\n${r.stdout}`)
     const [result] = JSON.parse(r.stdout) as { outcome: string; enforcement: ReturnType<typeof enforcementResult> }[]
     t.equal(result!.outcome, 'ok')
     t.match(result!.enforcement, { outcome: 'in-force', inForce: 3, servers: 3, closed: 3, graceMs: 2000 })
@@ -166,6 +167,7 @@ t.test('confirmed revocations and JetStream-aware delete on a 3-node cluster', a
 
     const readable = await pushFile(version(demo, { revocations: { [alice.kp.getPublicKey()]: now(), [bob.kp.getPublicKey()]: now() } }))
     t.equal(readable.code, 0, readable.stderr)
+    if (process.env.SHOW_OUTPUT) console.error(`OUTPUT1\n${readable.stdout}`)
     t.match(readable.stdout, /DEMO: revocation in force on 3\/3 servers, 3 connections closed/)
     t.match(readable.stdout, /n1: closed 1 \(bob\)/)
     t.ok(notifier.logs.some((l) => l.msg === 'enforcement reported'))
@@ -179,6 +181,7 @@ t.test('confirmed revocations and JetStream-aware delete on a 3-node cluster', a
     // Signed by the new signing key, which n3's operator JWT does not list.
     const r = await pushFile(version(demo, { revocations: { [carol.kp.getPublicKey()]: now() } }, key2))
     t.equal(r.code, 1, 'push exits 1')
+    if (process.env.SHOW_OUTPUT) console.error(`OUTPUT2\n${r.stdout}`)
     t.match(r.stdout, /DRIFT: revocation in force on 2\/3 servers, 2 connections closed/)
     t.match(r.stdout, /n3: FAILED, still holds 1 revoked connection\(s\) after 2s/)
     await conns[2]!.flush() // carol is indeed still connected to n3
@@ -239,6 +242,7 @@ t.test('confirmed revocations and JetStream-aware delete on a 3-node cluster', a
     const a = await withStream('JSA', 'ORDERS')
     const refused = await mesh('delete', a.id, '--operator-key', keyFile, '--yes')
     t.equal(refused.code, 1)
+    if (process.env.SHOW_OUTPUT) console.error(`OUTPUT3\n${refused.stderr}`)
     t.match(refused.stderr, /stream ORDERS \(consumers: proc\)/)
     t.match(refused.stderr, /JETSTREAM_IN_USE/)
     t.not(await lookup(a.id), '', 'the account is still served')
@@ -256,6 +260,7 @@ t.test('confirmed revocations and JetStream-aware delete on a 3-node cluster', a
 
     const purged = await mesh('delete', a.id, '--operator-key', keyFile, '--yes', '--purge-jetstream')
     t.equal(purged.code, 0, purged.stderr)
+    if (process.env.SHOW_OUTPUT) console.error(`OUTPUT4\n${purged.stdout}`)
     t.match(purged.stdout, /deleted 1 accounts/)
     t.same(await streamsOf(a.id), [], 'the stream is gone')
     t.equal(await lookup(a.id), '', 'the account is deleted')
@@ -272,6 +277,7 @@ t.test('confirmed revocations and JetStream-aware delete on a 3-node cluster', a
     })
     const { ours } = await push(sys, subjects.claimsDelete, deleteRequest(fx.op.signingKp, [b.id]), 3)
     t.equal(ours.error?.reason, 'JETSTREAM_IN_USE')
+    if (process.env.SHOW_OUTPUT) console.error(`OUTPUT5\n${JSON.stringify(ours)}`)
     t.match(ours.error?.description, /^delete accounts request by O[A-Z2-7]+ failed - .*stream EVENTS/)
     t.not(await lookup(b.id), '', 'the account is still served')
   })
