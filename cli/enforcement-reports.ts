@@ -14,7 +14,7 @@ export interface EnforcementResult {
 
 /** Reads the notifier's report of one enforcing change into the push result. */
 export function enforcementResult(report: DeliveryReport | undefined): EnforcementResult {
-  const per = report?.enforcement?.servers ?? []
+  const per = [...(report?.enforcement?.servers ?? [])].sort((a, b) => a.name.localeCompare(b.name))
   if (report?.enforcement === undefined) return { outcome: 'no-report', inForce: 0, servers: 0, closed: 0, perServer: [] }
   const inForce = per.filter((s) => s.outcome === 'enforced').length
   return {
