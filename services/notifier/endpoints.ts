@@ -40,7 +40,12 @@ function reportEnforcement(nc: NatsConnection, watch: EnforcementWatch, report: 
   watch.finish(servers, graceMs).then(
     (enforced) => {
       const full: DeliveryReport = { ...report, enforcement: { graceMs, servers: enforced } }
-      nc.publish(subjects.notifierReports(report.id), JSON.stringify(full))
+      try {
+        nc.publish(subjects.notifierReports(report.id), JSON.stringify(full))
+      } catch (err) {
+        // the connection closed during the grace period (shutdown): the report is lost, the change is not
+        return void log.warn({ err, account: report.id }, 'enforcement report not published')
+      }
       log.info({ account: report.id, seq: report.seq, servers: enforced.map((s) => `${s.name}:${s.outcome}:${s.closed}`) }, 'enforcement reported')
     },
     (err: unknown) => log.error({ err, account: report.id }, 'enforcement watch failed'),
