@@ -165,6 +165,12 @@ t.test('confirmed revocations and JetStream-aware delete on a 3-node cluster', a
     for (const nc of aliceConns) await waitFor(() => nc.isClosed(), { what: 'alice cut off' })
     for (const nc of bobConns) await nc.flush() // bob, not revoked, stays
 
+    // Hostile traffic on the subjects both sides listen to changes nothing: garbage, a forged event from a
+    // non-server, reports without a digest or not JSON.
+    const forged = { server: { id: 'resolver' }, client: { acc: demo.id, user: bob.kp.getPublicKey() }, reason: 'Credentials Revoked' }
+    for (const body of ['garbage', '{}', '[]', JSON.stringify(forged), '{"client":null,"reason":7}']) sys.publish(subjects.accountDisconnect(demo.id), body)
+    for (const body of ['garbage', '{"digest":5}', 'null', '{"digest":"00"}']) sys.publish(subjects.notifierReports(demo.id), body)
+    await sys.flush()
     const readable = await pushFile(version(demo, { revocations: { [alice.kp.getPublicKey()]: now(), [bob.kp.getPublicKey()]: now() } }))
     t.equal(readable.code, 0, readable.stderr)
     if (process.env.SHOW_OUTPUT) console.error(`OUTPUT1\n${readable.stdout}`)
