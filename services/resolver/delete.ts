@@ -145,7 +145,8 @@ export function addDeleteEndpoint(service: MeshService, deps: DeleteDeps): void 
       description,
       handle: (msg, log) =>
         applyDelete(deps, msg, log).catch(async (e: unknown) => {
-          if (e instanceof AppError) await restoreAfterRefusal(deps, e, msg.string(), log)
+          // Only servers that heard the request may have acted on it.
+          if (e instanceof AppError && subject === subjects.claimsDelete) await restoreAfterRefusal(deps, e, msg.string(), log)
           throw e
         }),
       errorReply: (err, msg) => deps.replies.error(`delete accounts request by ${peek(msg.string()).issuer} failed`, err),
