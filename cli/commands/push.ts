@@ -30,7 +30,13 @@ export interface PushResult {
 const ENFORCE_WAIT_MS = 15_000
 
 /** Pushes one JWT as nsc does and reads our resolver's verdict; a missing reply is a failure, not an abort. */
-async function pushOne(nc: NatsConnection, input: JwtInput, timeoutMs: number, reports: EnforcementReports, waitMs: number): Promise<PushResult> {
+async function pushOne(
+  nc: NatsConnection,
+  input: JwtInput,
+  timeoutMs: number,
+  reports: EnforcementReports,
+  waitMs: number,
+): Promise<PushResult> {
   const c = claimsOf(input.jwt)
   const base = { source: input.source, account: typeof c?.sub === 'string' ? c.sub : undefined, name: c?.name }
   try {
@@ -58,7 +64,8 @@ function summary(results: PushResult[], waitMs: number): string {
   )
   const hidden = results.length - shown.length
   const enforced = results.flatMap((r) => (r.enforcement ? enforcementLines(r.name ?? r.account ?? r.source, r.enforcement, waitMs) : []))
-  return `${table}${enforced.map((l) => `${l}\n`).join('')}${results.length - failed.length} pushed, ${failed.length} failed${hidden > 0 ? ` (${hidden} successes not shown; --json lists all)` : ''}\n`
+  const enforcedText = enforced.map((l) => `${l}\n`).join('')
+  return `${table}${enforcedText}${results.length - failed.length} pushed, ${failed.length} failed${hidden > 0 ? ` (${hidden} successes not shown; --json lists all)` : ''}\n`
 }
 
 function parseEnforceWait(s: string): number {

@@ -46,7 +46,8 @@ function reportEnforcement(nc: NatsConnection, watch: EnforcementWatch, report: 
         // the connection closed during the grace period (shutdown): the report is lost, the change is not
         return void log.warn({ err, account: report.id }, 'enforcement report not published')
       }
-      log.info({ account: report.id, seq: report.seq, servers: enforced.map((s) => `${s.name}:${s.outcome}:${s.closed}`) }, 'enforcement reported')
+      const servers = enforced.map((s) => `${s.name}:${s.outcome}:${s.closed}`)
+      log.info({ account: report.id, seq: report.seq, servers }, 'enforcement reported')
     },
     (err: unknown) => log.error({ err, account: report.id }, 'enforcement watch failed'),
   )
@@ -72,7 +73,8 @@ export function addNotifierEndpoints(
       // Signature checked on the thread pool: deliveries in flight keep being answered meanwhile.
       await verifyJwtAhead(change.jwt)
       checkBody(change)
-      const watch = change.enforce === true && change.kind !== 'deleted' ? new EnforcementWatch(nc, disconnects, change.id, change.jwt) : undefined
+      const enforcing = change.enforce === true && change.kind !== 'deleted'
+      const watch = enforcing ? new EnforcementWatch(nc, disconnects, change.id, change.jwt) : undefined
       const servers = await broadcaster.send(change)
       log.info(
         { account: change.id, seq: change.seq, kind: change.kind, servers: servers.map((s) => `${s.name}:${s.outcome}`) },
