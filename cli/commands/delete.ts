@@ -37,8 +37,8 @@ export function deleteRequest(kp: KeyPair, accounts: string[], opts: { purgeJetS
   return signJwt({ sub: kp.getPublicKey(), iat: nowSeconds(), nats }, kp)
 }
 
-/** A purge is awaited before the reply: the resolver gives it up to 10 s beyond the JetStream queries. */
-const purgeTimeout = (timeoutMs: number) => Math.max(timeoutMs, 15_000)
+/** A purge is awaited before the reply: up to 10 s for the streams to go, beside the JetStream queries. */
+const purgeTimeout = (timeoutMs: number) => Math.max(timeoutMs, 20_000)
 
 /** `delete <account...>`: an operator-signed delete request on `$SYS.REQ.CLAIMS.DELETE`. */
 export const deleteCommand: Command = {
