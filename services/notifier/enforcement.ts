@@ -15,6 +15,8 @@ import { isServerId, type KnownServer } from './server-directory.ts'
 const POLL_MS = 250
 /** How long each CONNZ round waits for the servers' answers. */
 const CONNZ_WAIT_MS = 1000
+/** The last CONNZ round's wait for servers that never answered a shorter one. */
+const LAST_CHANCE_MS = 3000
 /** Disconnect events may trail the CONNZ round that shows the connection gone. */
 const SETTLE_MS = 200
 /** More connections than this per server are not paged through: the check is about a handful of users. */
@@ -126,16 +128,19 @@ export class EnforcementWatch {
       if (clean || Date.now() + POLL_MS >= deadline) break
       await new Promise((r) => setTimeout(r, POLL_MS))
     }
+    // "Never answered" must mean unresponsive, not slow under load: the silent get one longer last chance.
+    const silent = servers.filter((s) => !still.has(s.id))
+    if (silent.length > 0) still = new Map([...still, ...(await this.forbiddenNow(servers, LAST_CHANCE_MS))])
     await new Promise((r) => setTimeout(r, SETTLE_MS))
     const closed = this.closedByServer()
     return servers.map((s) => judgeServer(s, closed.get(s.id) ?? [], still.get(s.id) ?? -1))
   }
 
   /** One CONNZ round: per server that answered, how many forbidden connections of the account it holds. */
-  private async forbiddenNow(servers: KnownServer[]): Promise<Map<string, number>> {
+  private async forbiddenNow(servers: KnownServer[], waitMs = CONNZ_WAIT_MS): Promise<Map<string, number>> {
     const inbox = createInbox()
     const sub = this.nc.subscribe(inbox, { max: servers.length })
-    const timer = setTimeout(() => sub.unsubscribe(), CONNZ_WAIT_MS)
+    const timer = setTimeout(() => sub.unsubscribe(), waitMs)
     // `acc` is ConnzOptions' account filter; `auth` adds each connection's user and JWT.
     this.nc.publish(subjects.connz, JSON.stringify({ acc: this.account, auth: true, limit: CONNZ_LIMIT }), { reply: inbox })
     const out = new Map<string, number>()
