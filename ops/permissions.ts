@@ -67,7 +67,7 @@ export const SERVICE_PERMISSIONS: Readonly<Record<MeshServiceName, ServicePermis
       subjects.notifierHealth,
       `${subjects.notifierHealth}.*`,
       subjects.notifierReports(),
-      subjects.connz,
+      subjects.serverConnz(),
       subjects.accountUpdate(),
       subjects.legacyAccountUpdate(),
       subjects.claimsDelete,

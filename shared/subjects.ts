@@ -18,8 +18,8 @@ export const subjects = {
   serverStatsz: (serverId = '*') => `$SYS.SERVER.${serverId}.STATSZ`,
   microPing: (service: string) => `$SRV.PING.${service}`,
   accountz: '$SYS.REQ.SERVER.PING.ACCOUNTZ',
-  /** Each server's connections; body: nats-server's ConnzOptions (`acc` filters by account). */
-  connz: '$SYS.REQ.SERVER.PING.CONNZ',
+  /** One server's connections; body: nats-server's ConnzOptions (`acc` filters by account). */
+  serverConnz: (serverId = '*') => `$SYS.REQ.SERVER.${serverId}.CONNZ`,
   /** Each server's JetStream usage; body: JSzOptions (`account`, `streams`, `consumers`). */
   jsz: '$SYS.REQ.SERVER.PING.JSZ',
   /** One event per closed client connection of the account, from the server that held it. */

@@ -16,7 +16,7 @@ import {
 import { Broadcaster } from './broadcast.ts'
 import { DisconnectLog } from './disconnect-log.ts'
 import { EnforcementWatch } from './enforcement.ts'
-import type { KnownServer, ServerDirectory } from './server-directory.ts'
+import type { ServerDirectory } from './server-directory.ts'
 
 /**
  * Refuses to broadcast anything but what the resolver sends: an intact, signed account JWT of the account the
@@ -36,8 +36,7 @@ function checkBody(change: Change): void {
  * queue behind a grace period.
  */
 function reportEnforcement(nc: NatsConnection, watch: EnforcementWatch, report: DeliveryReport, graceMs: number, log: Logger): void {
-  const servers: KnownServer[] = report.servers.map((s) => ({ id: s.id, name: s.name }))
-  watch.finish(servers, graceMs).then(
+  watch.finish(report.servers, graceMs).then(
     (enforced) => {
       const full: DeliveryReport = { ...report, enforcement: { graceMs, servers: enforced } }
       try {

@@ -7,6 +7,7 @@ import {
   type AccountAdmission,
   type ClosedConnection,
   type ServerEnforcement,
+  type ServerOutcome,
 } from '../../shared/index.ts'
 import type { DisconnectLog } from './disconnect-log.ts'
 import { isServerId, type KnownServer } from './server-directory.ts'
@@ -117,32 +118,38 @@ export class EnforcementWatch {
     return out
   }
 
-  /** Polls the servers until none holds a forbidden connection or `graceMs` passed; then judges each. */
-  async finish(servers: KnownServer[], graceMs: number): Promise<ServerEnforcement[]> {
+  /**
+   * Polls the servers until none holds a forbidden connection or `graceMs` passed; then judges each. A server
+   * that answered the broadcast "skipped" has not loaded the account (protocol.md §3.2), so it holds none of
+   * its connections; it is not asked, since a CONNZ naming the account could make it fetch the account.
+   */
+  async finish(servers: ServerOutcome[], graceMs: number): Promise<ServerEnforcement[]> {
     const deadline = Date.now() + graceMs
-    let still = new Map<string, number>()
-    for (;;) {
+    const ask = servers.filter((s) => s.outcome !== 'skipped')
+    let still = new Map<string, number>(servers.filter((s) => s.outcome === 'skipped').map((s) => [s.id, 0]))
+    while (ask.length > 0) {
       // A server silent in one round keeps what it said in the last.
-      still = new Map([...still, ...(await this.forbiddenNow(servers))])
-      const clean = servers.every((s) => still.get(s.id) === 0)
+      still = new Map([...still, ...(await this.forbiddenNow(ask))])
+      const clean = ask.every((s) => still.get(s.id) === 0)
       if (clean || Date.now() + POLL_MS >= deadline) break
       await new Promise((r) => setTimeout(r, POLL_MS))
     }
     // "Never answered" must mean unresponsive, not slow under load: the silent get one longer last chance.
-    const silent = servers.filter((s) => !still.has(s.id))
-    if (silent.length > 0) still = new Map([...still, ...(await this.forbiddenNow(servers, LAST_CHANCE_MS))])
+    const silent = ask.filter((s) => !still.has(s.id))
+    if (silent.length > 0) still = new Map([...still, ...(await this.forbiddenNow(silent, LAST_CHANCE_MS))])
     await new Promise((r) => setTimeout(r, SETTLE_MS))
     const closed = this.closedByServer()
     return servers.map((s) => judgeServer(s, closed.get(s.id) ?? [], still.get(s.id) ?? -1))
   }
 
-  /** One CONNZ round: per server that answered, how many forbidden connections of the account it holds. */
+  /** One CONNZ round, to each server directly: per server that answered, its forbidden connections. */
   private async forbiddenNow(servers: KnownServer[], waitMs = CONNZ_WAIT_MS): Promise<Map<string, number>> {
     const inbox = createInbox()
     const sub = this.nc.subscribe(inbox, { max: servers.length })
     const timer = setTimeout(() => sub.unsubscribe(), waitMs)
     // `acc` is ConnzOptions' account filter; `auth` adds each connection's user and JWT.
-    this.nc.publish(subjects.connz, JSON.stringify({ acc: this.account, auth: true, limit: CONNZ_LIMIT }), { reply: inbox })
+    const body = JSON.stringify({ acc: this.account, auth: true, limit: CONNZ_LIMIT })
+    for (const s of servers) this.nc.publish(subjects.serverConnz(s.id), body, { reply: inbox })
     const out = new Map<string, number>()
     for await (const m of sub) {
       let r: ConnzReply
