@@ -52,6 +52,9 @@ export const SERVICE_PERMISSIONS: Readonly<Record<MeshServiceName, ServicePermis
       subjects.serverPing,
       subjects.accountz,
       subjects.claimsList,
+      // before a delete: the accounts' JetStream usage, and their purge when the request asks for it
+      subjects.jsz,
+      subjects.jsAccountPurge('*'),
     ],
   },
   signer: {
@@ -60,11 +63,14 @@ export const SERVICE_PERMISSIONS: Readonly<Record<MeshServiceName, ServicePermis
     pub: [CLIENT_INBOXES, subjects.signerHealth, `${subjects.signerHealth}.*`],
   },
   notifier: {
-    sub: ['mesh.notifier.>', MICRO, CLIENT_INBOXES],
+    // disconnect events: which connections an enforcing change closed (services/notifier/enforcement.ts)
+    sub: ['mesh.notifier.>', MICRO, CLIENT_INBOXES, subjects.accountDisconnect()],
     pub: [
       CLIENT_INBOXES,
       subjects.notifierHealth,
       `${subjects.notifierHealth}.*`,
+      subjects.notifierReports(),
+      subjects.serverConnz(),
       subjects.accountUpdate(),
       subjects.legacyAccountUpdate(),
       subjects.claimsDelete,

@@ -12,6 +12,8 @@ export const ChangeHeader = {
   kind: 'Mesh-Change',
   /** The resolver instance that accepted the change, so it can skip its own events. */
   origin: 'Mesh-Origin',
+  /** Present (`1`) on a change that revokes users or lowers the connection limit: the notifier watches it. */
+  enforce: 'Mesh-Enforce',
 } as const
 
 export type ChangeKind = 'created' | 'updated' | 'deleted' | 'restore'
@@ -23,6 +25,8 @@ export interface Change {
   kind: ChangeKind
   /** The account JWT, or for `deleted` the delete request that servers act on. */
   jwt: string
+  /** Revokes users or lowers limits compared with the version it replaced (shared/enforcement.ts). */
+  enforce?: boolean
 }
 
 export function changeHeaders(c: Change): MsgHdrs {
@@ -30,6 +34,7 @@ export function changeHeaders(c: Change): MsgHdrs {
   h.set(ChangeHeader.account, c.id)
   h.set(ChangeHeader.seq, String(c.seq))
   h.set(ChangeHeader.kind, c.kind)
+  if (c.enforce === true) h.set(ChangeHeader.enforce, '1')
   return h
 }
 
@@ -39,7 +44,8 @@ export function changeFrom(msg: { headers?: MsgHdrs; string(): string }): Change
   const seq = Number(msg.headers?.get(ChangeHeader.seq))
   const kind = msg.headers?.get(ChangeHeader.kind) ?? ''
   if (id === '' || !Number.isSafeInteger(seq) || seq < 0 || !KINDS.has(kind)) return undefined
-  return { id, seq, kind: kind as ChangeKind, jwt: msg.string() }
+  const enforce = msg.headers?.get(ChangeHeader.enforce) === '1'
+  return { id, seq, kind: kind as ChangeKind, jwt: msg.string(), ...(enforce ? { enforce } : {}) }
 }
 
 /** What the notifier reports for one server after a broadcast. */
@@ -50,10 +56,40 @@ export interface ServerOutcome {
   message: string
 }
 
+/** A connection a server closed while a change was enforced (from its disconnect event). */
+export interface ClosedConnection {
+  /** The user's public key. */
+  user: string
+  /** The user JWT's name, when it has one. */
+  name?: string
+  reason: string
+}
+
+/** Whether one server cut off what an enforcing change revoked, within the grace period. */
+export interface ServerEnforcement {
+  id: string
+  name: string
+  /** Connections of the account it closed for the change: revoked users, or over the new connection limit. */
+  closed: number
+  connections: ClosedConnection[]
+  /** Revoked (or over-limit) connections it still held when the grace period ended; -1: it never answered. */
+  stillConnected: number
+  outcome: 'enforced' | 'failed'
+}
+
+export interface Enforcement {
+  graceMs: number
+  servers: ServerEnforcement[]
+}
+
 export interface DeliveryReport {
   seq: number
   id: string
   servers: ServerOutcome[]
+  /** sha256 (hex) of the JWT delivered: what `mesh push` matches its push against. */
+  digest?: string
+  /** Only on the report an enforcing change publishes after its grace period (subjects.notifierReports). */
+  enforcement?: Enforcement
 }
 
 /** Publishes a change event for anyone in the system account to watch; other resolver instances apply it. */

@@ -19,6 +19,7 @@ export const ErrorCode = {
   REQUEST_REPLAYED: 'REQUEST_REPLAYED',
   DELETE_DISABLED: 'DELETE_DISABLED',
   SYSTEM_ACCOUNT_PROTECTED: 'SYSTEM_ACCOUNT_PROTECTED',
+  JETSTREAM_IN_USE: 'JETSTREAM_IN_USE',
   NOT_FOUND: 'NOT_FOUND',
   VALIDATION_UNAVAILABLE: 'VALIDATION_UNAVAILABLE',
   STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
@@ -82,6 +83,7 @@ export const errors = {
     new AppError(ErrorCode.DELETE_DISABLED, 403, 'delete must be enabled in resolver config (RESOLVER_ALLOW_DELETE is false)'),
   systemAccountProtected: () =>
     new AppError(ErrorCode.SYSTEM_ACCOUNT_PROTECTED, 403, 'not allowed to delete system account'),
+  jetstreamInUse: (why: string) => new AppError(ErrorCode.JETSTREAM_IN_USE, 409, why),
   notFound: (what: string) => new AppError(ErrorCode.NOT_FOUND, 404, `${what} not found`),
   validationUnavailable: (cause?: unknown) =>
     new AppError(ErrorCode.VALIDATION_UNAVAILABLE, 503, 'validation unavailable: the signer did not answer', { cause }),

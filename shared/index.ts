@@ -32,5 +32,17 @@ export { VERSION } from './version.ts'
 export { validateAccount, validateActivation, validateDelete, SignerHeader } from './signer-api.ts'
 export type { AccountVerdict, ActivationRequest, ActivationVerdict, DeleteVerdict, ValidateEnvelope } from './signer-api.ts'
 export { ChangeHeader, changeHeaders, changeFrom, publishChange, requestDelivery } from './change-api.ts'
-export type { Change, ChangeKind, DeliveryReport, ReconcileReport, ReconcileServerReport, ServerOutcome } from './change-api.ts'
+export type {
+  Change,
+  ChangeKind,
+  ClosedConnection,
+  DeliveryReport,
+  Enforcement,
+  ReconcileReport,
+  ReconcileServerReport,
+  ServerEnforcement,
+  ServerOutcome,
+} from './change-api.ts'
+export { admissionOf, isEnforcing, isUserRevoked, jwtDigest } from './enforcement.ts'
+export type { AccountAdmission } from './enforcement.ts'
 export { activationHashId, cleanActivationSubject, isActivationHashId } from './activation-id.ts'

@@ -18,6 +18,14 @@ export const subjects = {
   serverStatsz: (serverId = '*') => `$SYS.SERVER.${serverId}.STATSZ`,
   microPing: (service: string) => `$SRV.PING.${service}`,
   accountz: '$SYS.REQ.SERVER.PING.ACCOUNTZ',
+  /** One server's connections; body: nats-server's ConnzOptions (`acc` filters by account). */
+  serverConnz: (serverId = '*') => `$SYS.REQ.SERVER.${serverId}.CONNZ`,
+  /** Each server's JetStream usage; body: JSzOptions (`account`, `streams`, `consumers`). */
+  jsz: '$SYS.REQ.SERVER.PING.JSZ',
+  /** One event per closed client connection of the account, from the server that held it. */
+  accountDisconnect: (id = '*') => `$SYS.ACCOUNT.${id}.DISCONNECT`,
+  /** JetStream's account purge (system account only): removes every stream and consumer of the account. */
+  jsAccountPurge: (id: string) => `$JS.API.ACCOUNT.PURGE.${id}`,
 
   signerValidate: 'mesh.signer.validate',
   signerValidateDelete: 'mesh.signer.validate-delete',
@@ -30,12 +38,16 @@ export const subjects = {
   resolverHealth: 'mesh.resolver.health',
   /** Runs a reconciliation pass (body `{"dryRun":true}` only reports drift) and answers its report. */
   resolverReconcile: 'mesh.resolver.reconcile',
+  /** `mesh delete`: the same operator-signed request as `$SYS.REQ.CLAIMS.DELETE`, which servers do not hear. */
+  resolverDelete: 'mesh.resolver.delete',
   resolverGet: (id = '*') => `mesh.resolver.get.${id}`,
   resolverHistory: (id = '*') => `mesh.resolver.history.${id}`,
   resolverActivationPut: 'mesh.resolver.activation.put',
   resolverActivationGet: 'mesh.resolver.activation.get',
   notifierNotify: 'mesh.notifier.notify',
   notifierHealth: 'mesh.notifier.health',
+  /** Delivery reports of enforcing changes, published once their grace period is over (or all is cut off). */
+  notifierReports: (id = '*') => `mesh.notifier.reports.${id}`,
 } as const
 
 /** Queue group nats-server's full resolvers use for PACK: only one member answers each request. */

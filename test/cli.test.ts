@@ -275,7 +275,7 @@ t.test('every command against a live mesh', async (t) => {
     t.match((await mesh('get', beta.id)).stderr, /was deleted at/)
     const h = await meshJson<{ versions: { kind: string; via: string }[] }>('history', beta.id)
     t.same(h.versions.map((v) => v.kind), ['created', 'deleted'])
-    t.equal(h.versions[1]!.via, subjects.claimsDelete)
+    t.equal(h.versions[1]!.via, subjects.resolverDelete)
     t.same(await meshJson('delete', alpha.id, '--operator-key', keyFile, '--yes'), { accounts: [alpha.id], ok: true, message: 'deleted 1 accounts' })
   })
 

@@ -4,14 +4,18 @@ import {
   decodeJwt,
   errors,
   isAccountKey,
+  jwtDigest,
   subjects,
   type Change,
   type DeliveryReport,
+  type Logger,
   type MeshService,
   type NatsConnection,
   verifyJwtAhead,
 } from '../../shared/index.ts'
 import { Broadcaster } from './broadcast.ts'
+import { DisconnectLog } from './disconnect-log.ts'
+import { EnforcementWatch } from './enforcement.ts'
 import type { ServerDirectory } from './server-directory.ts'
 
 /**
@@ -26,8 +30,36 @@ function checkBody(change: Change): void {
   if (claims.sub !== change.id) throw errors.subjectMismatch(change.id, claims.sub)
 }
 
-export function addNotifierEndpoints(service: MeshService, nc: NatsConnection, directory: ServerDirectory): void {
+/**
+ * Finishes watching an enforcing change after its delivery was answered, and publishes the report with
+ * what each server cut off. The resolver's delivery does not wait for it: the account's next change would
+ * queue behind a grace period.
+ */
+function reportEnforcement(nc: NatsConnection, watch: EnforcementWatch, report: DeliveryReport, graceMs: number, log: Logger): void {
+  watch.finish(report.servers, graceMs).then(
+    (enforced) => {
+      const full: DeliveryReport = { ...report, enforcement: { graceMs, servers: enforced } }
+      try {
+        nc.publish(subjects.notifierReports(report.id), JSON.stringify(full))
+      } catch (err) {
+        // the connection closed during the grace period (shutdown): the report is lost, the change is not
+        return void log.warn({ err, account: report.id }, 'enforcement report not published')
+      }
+      const servers = enforced.map((s) => `${s.name}:${s.outcome}:${s.closed}`)
+      log.info({ account: report.id, seq: report.seq, servers }, 'enforcement reported')
+    },
+    (err: unknown) => log.error({ err, account: report.id }, 'enforcement watch failed'),
+  )
+}
+
+export function addNotifierEndpoints(
+  service: MeshService,
+  nc: NatsConnection,
+  directory: ServerDirectory,
+  opts: { enforceGraceMs: number },
+): void {
   const broadcaster = new Broadcaster(nc, directory)
+  const disconnects = new DisconnectLog(nc)
   service.endpoint({
     name: 'notify',
     subject: subjects.notifierNotify,
@@ -40,12 +72,15 @@ export function addNotifierEndpoints(service: MeshService, nc: NatsConnection, d
       // Signature checked on the thread pool: deliveries in flight keep being answered meanwhile.
       await verifyJwtAhead(change.jwt)
       checkBody(change)
+      const enforcing = change.enforce === true && change.kind !== 'deleted'
+      const watch = enforcing ? new EnforcementWatch(nc, disconnects, change.id, change.jwt) : undefined
       const servers = await broadcaster.send(change)
       log.info(
         { account: change.id, seq: change.seq, kind: change.kind, servers: servers.map((s) => `${s.name}:${s.outcome}`) },
         'change broadcast',
       )
-      const report: DeliveryReport = { seq: change.seq, id: change.id, servers }
+      const report: DeliveryReport = { seq: change.seq, id: change.id, servers, ...(watch ? { digest: jwtDigest(change.jwt) } : {}) }
+      if (watch !== undefined) reportEnforcement(nc, watch, report, opts.enforceGraceMs, log)
       return JSON.stringify(report)
     },
   })

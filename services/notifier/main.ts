@@ -13,6 +13,6 @@ startup('notifier', async () => {
     name: 'notifier',
     description: 'Pushes accepted account changes to every nats-server and reports who applied them',
   })
-  addNotifierEndpoints(service, nc, directory)
+  addNotifierEndpoints(service, nc, directory, { enforceGraceMs: config.enforceGraceMs })
   await runUntilStopped({ log, service, nc })
 })

@@ -13,12 +13,19 @@ import {
 import type { ServiceMsg } from '@nats-io/services'
 import type { AccountStore } from './account-store.ts'
 import type { ClaimReplies } from './claim-reply.ts'
+import { asksForPurge, guardJetStream, type JetStreamUsageMemory } from './jetstream-usage.ts'
 
 /**
  * Refusals of a delete request that servers act on anyway: they check neither time nor replay (protocol.md
  * §6), so they may have deleted accounts we keep. Our stored versions go out again to bring them back.
  */
-const SERVERS_MAY_HAVE_DELETED = new Set<string>(['JWT_EXPIRED', 'JWT_NOT_YET_VALID', 'REQUEST_STALE', 'REQUEST_REPLAYED'])
+const SERVERS_MAY_HAVE_DELETED = new Set<string>([
+  'JWT_EXPIRED',
+  'JWT_NOT_YET_VALID',
+  'REQUEST_STALE',
+  'REQUEST_REPLAYED',
+  'JETSTREAM_IN_USE',
+])
 
 interface DeleteDeps {
   nc: NatsConnection
@@ -26,6 +33,8 @@ interface DeleteDeps {
   replies: ClaimReplies
   /** RESOLVER_ALLOW_DELETE: when false every request is refused and nothing is deleted. */
   allowDelete: boolean
+  /** The servers' recent JetStream usage, for requests they act on before we can ask (nsc's DELETE). */
+  jetstream?: JetStreamUsageMemory
 }
 
 interface Peeked {
@@ -82,6 +91,8 @@ async function applyDelete(deps: DeleteDeps, msg: ServiceMsg, log: Logger): Prom
     return deps.replies.ok(`deleted ${new Set(peek(token).accounts).size} accounts`)
   }
   const v = await validateDelete(deps.nc, token)
+  // Only trusted requests get this far: streams are refused, or purged when the signed request asks.
+  await guardJetStream(deps.nc, v.accounts, asksForPurge(token), log, deps.jetstream)
   let result
   try {
     result = await deps.store.remove({
@@ -135,15 +146,22 @@ async function refuseWhileDisabled(deps: DeleteDeps, token: string, log: Logger)
  * accounts are tombstoned; servers are then told through the notifier so the accounts' users are cut off.
  */
 export function addDeleteEndpoint(service: MeshService, deps: DeleteDeps): void {
-  service.endpoint({
-    name: 'claims-delete',
-    subject: subjects.claimsDelete,
-    description: 'Deletes accounts on an operator-signed request: tombstoned, never served again',
-    handle: (msg, log) =>
-      applyDelete(deps, msg, log).catch(async (e: unknown) => {
-        if (e instanceof AppError) await restoreAfterRefusal(deps, e, msg.string(), log)
-        throw e
-      }),
-    errorReply: (err, msg) => deps.replies.error(`delete accounts request by ${peek(msg.string()).issuer} failed`, err),
-  })
+  for (const [name, subject, description] of [
+    ['claims-delete', subjects.claimsDelete, 'Deletes accounts on an operator-signed request: tombstoned, never served again'],
+    // `mesh delete`: servers do not hear this subject, so they act only once we accepted (after a purge).
+    ['mesh-delete', subjects.resolverDelete, 'The same delete, on a subject nats-servers do not hear'],
+  ] as const) {
+    service.endpoint({
+      name,
+      subject,
+      description,
+      handle: (msg, log) =>
+        applyDelete(deps, msg, log).catch(async (e: unknown) => {
+          // Only servers that heard the request may have acted on it.
+          if (e instanceof AppError && subject === subjects.claimsDelete) await restoreAfterRefusal(deps, e, msg.string(), log)
+          throw e
+        }),
+      errorReply: (err, msg) => deps.replies.error(`delete accounts request by ${peek(msg.string()).issuer} failed`, err),
+    })
+  }
 }

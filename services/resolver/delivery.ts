@@ -62,7 +62,10 @@ export class Delivery {
     if (p === undefined) this.pending.set(change.id, { change, seqs: [change.seq] })
     else {
       p.seqs.push(change.seq)
-      if (change.seq > p.change.seq) p.change = change
+      // A revocation coalesced into a newer version is still enforced by it: keep the notifier watching.
+      const enforce = change.enforce === true || p.change.enforce === true
+      if (change.seq > p.change.seq) p.change = enforce ? { ...change, enforce } : change
+      else if (enforce) p.change = { ...p.change, enforce }
     }
   }
 

@@ -65,6 +65,7 @@ export class JetStreamDelivery {
         kind: restoring ? (tomb !== undefined ? 'deleted' : 'restore') : (kind as OutboxEntry['kind']),
         jwt: restoring ? (tomb?.token ?? now?.jwt ?? '') : m.string(),
         at: m.headers?.get(Header.at) ?? '',
+        ...(m.headers?.get(Header.enforce) === '1' ? { enforce: true } : {}),
       }
       const superseded = queued.kind === 'deleted' ? now !== undefined : now === undefined || now.jwt !== queued.jwt
       if (superseded) {

@@ -6,6 +6,7 @@ import { addDeleteEndpoint } from './delete.ts'
 import { openEngine } from './engine.ts'
 import { addGetEndpoint } from './get.ts'
 import { addHistoryEndpoint } from './history.ts'
+import { JetStreamUsageMemory } from './jetstream-usage.ts'
 import { addListEndpoint } from './list.ts'
 import { addResolverHealth } from './health.ts'
 import { addLookupEndpoint } from './lookup.ts'
@@ -36,7 +37,9 @@ startup('resolver', async () => {
   const replies = new ClaimReplies(service.id)
   addUpdateEndpoints(service, { nc, store, replies, reconciler })
   addListEndpoint(service, store, replies)
-  addDeleteEndpoint(service, { nc, store, replies, allowDelete: config.allowDelete })
+  const jetstream = new JetStreamUsageMemory(nc, log.child({ part: 'jetstream-usage' }))
+  if (config.allowDelete) jetstream.start()
+  addDeleteEndpoint(service, { nc, store, replies, allowDelete: config.allowDelete, jetstream })
   addPackEndpoint(service, nc, store, replies)
   addHistoryEndpoint(service, store)
   addGetEndpoint(service, store)
@@ -50,6 +53,6 @@ startup('resolver', async () => {
     service,
     nc,
     settle: [() => reconciler.stop(), () => delivery.settle()],
-    closers: [() => store.close(), async () => delivery.close(), async () => servers.stop()],
+    closers: [() => store.close(), async () => delivery.close(), async () => servers.stop(), async () => jetstream.stop()],
   })
 })

@@ -3,6 +3,7 @@ import {
   AppError,
   errors,
   isAccountKey,
+  jwtDigest,
   MAX_JWT_BYTES,
   subjects,
   validateAccount,
@@ -68,9 +69,14 @@ async function applyUpdate(deps: UpdateDeps, msg: ServiceMsg, log: Logger): Prom
     log.debug({ account: verdict.id }, 'jwt already current')
     return deps.replies.ok('jwt already current', verdict.id)
   }
+  // the store marks a change that revokes users or lowers the connection limit (the notifier watches it), and
+  // the reply tells `mesh push` which report to wait for (nsc and natscli ignore the extra field)
+  const enforce = result.change.enforce === true
   const resigned = verdict.jwt !== undefined
-  log.info({ account: verdict.id, seq: result.change.seq, kind: result.change.kind, resigned }, 'jwt stored')
-  return deps.replies.ok(resigned ? 'jwt updated (signed by the operator)' : 'jwt updated', verdict.id)
+  log.info({ account: verdict.id, seq: result.change.seq, kind: result.change.kind, resigned, enforce }, 'jwt stored')
+  const message = resigned ? 'jwt updated (signed by the operator)' : 'jwt updated'
+  if (!enforce) return deps.replies.ok(message, verdict.id)
+  return deps.replies.data({ account: verdict.id, code: 200, message, enforcing: jwtDigest(result.change.jwt) })
 }
 
 /**

@@ -95,15 +95,21 @@ export async function startNatsServer(t: Test, fx: Fixture, opts: StartOptions =
 }
 
 /** Three cache-mode servers routed into one cluster. */
-export async function startCluster(t: Test, fx: Fixture, size = 3, opts: Pick<StartOptions, 'maxPayload' | 'jetstream'> = {}): Promise<NatsServerHandle[]> {
+export async function startCluster(
+  t: Test,
+  fx: Fixture,
+  size = 3,
+  opts: Pick<StartOptions, 'maxPayload' | 'jetstream'> & { fixtureOf?: (i: number) => Fixture } = {},
+): Promise<NatsServerHandle[]> {
   const routePorts = await Promise.all(Array.from({ length: size }, () => freePort()))
   const routes = routePorts.map((p) => `nats-route://127.0.0.1:${p}`)
   return Promise.all(
     routePorts.map((port, i) =>
-      startNatsServer(t, fx, {
+      startNatsServer(t, opts.fixtureOf?.(i) ?? fx, {
         name: `n${i + 1}`,
         cluster: { name: 'mesh-test', port, routes: routes.filter((_, j) => j !== i) },
-        ...opts,
+        maxPayload: opts.maxPayload,
+        jetstream: opts.jetstream,
       }),
     ),
   )

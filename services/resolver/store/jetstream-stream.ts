@@ -31,7 +31,7 @@ export const streamSubjects = {
   activation: (hashId: string) => `resolver.actv.${hashId}`,
 }
 
-export const Header = { kind: 'Mesh-Kind', via: 'Mesh-Via', at: 'Mesh-At' } as const
+export const Header = { kind: 'Mesh-Kind', via: 'Mesh-Via', at: 'Mesh-At', enforce: 'Mesh-Enforce' } as const
 
 /** nats-server's "wrong last sequence": another instance wrote this subject since we read it. */
 export const WRONG_LAST_SEQUENCE = 10071

@@ -1,6 +1,6 @@
 import { headers } from '@nats-io/nats-core'
 import { JetStreamApiError, type PubAck } from '@nats-io/jetstream'
-import { AppError, errors, peekClaims, type Logger } from '../../../shared/index.ts'
+import { AppError, errors, isEnforcing, peekClaims, type Logger } from '../../../shared/index.ts'
 import type { StoredActivation } from './activation-store.ts'
 import { AccountLocks } from './account-locks.ts'
 import { Header, openStorage, STREAM, streamSubjects, WRONG_LAST_SEQUENCE, type StorageConnection } from './jetstream-stream.ts'
@@ -132,9 +132,10 @@ export class JetStreamStore implements ResolverStore {
         const tomb = last?.deleted ? { iat: peekClaims(last.body).iat ?? 0 } : undefined
         if (decideSave(id, stored, tomb, next) === 'current') return { outcome: 'current' }
         const kind = stored === undefined ? 'created' : 'updated'
-        const ack = await this.publish(streamSubjects.version(id), jwt, { kind, via: origin.via }, last?.seq ?? 0, attempt)
+        const enforce = isEnforcing(stored?.jwt, jwt)
+        const ack = await this.publish(streamSubjects.version(id), jwt, { kind, via: origin.via, enforce }, last?.seq ?? 0, attempt)
         if (ack === undefined) continue
-        return { outcome: 'stored', change: await this.settled(ack, { id, kind, jwt }) }
+        return { outcome: 'stored', change: await this.settled(ack, { id, kind, jwt, ...(enforce ? { enforce } : {}) }) }
       }
     })
   }
@@ -244,7 +245,7 @@ export class JetStreamStore implements ResolverStore {
   private async publish(
     subject: string,
     body: string,
-    h: { kind: string; via: string },
+    h: { kind: string; via: string; enforce?: boolean },
     expectLast: number | undefined,
     attempt: number,
   ): Promise<PubAck | undefined> {
@@ -252,6 +253,7 @@ export class JetStreamStore implements ResolverStore {
     hdrs.set(Header.kind, h.kind)
     hdrs.set(Header.via, h.via)
     hdrs.set(Header.at, new Date().toISOString())
+    if (h.enforce === true) hdrs.set(Header.enforce, '1')
     try {
       return await this.storage.js.publish(subject, body, {
         headers: hdrs,
@@ -264,7 +266,7 @@ export class JetStreamStore implements ResolverStore {
   }
 
   /** After the ack: the view holds the write before the caller replies, and the change is reported. */
-  private async settled(ack: PubAck, c: Pick<OutboxEntry, 'id' | 'kind' | 'jwt'>): Promise<OutboxEntry> {
+  private async settled(ack: PubAck, c: Pick<OutboxEntry, 'id' | 'kind' | 'jwt' | 'enforce'>): Promise<OutboxEntry> {
     await this.view.caughtUp(ack.seq)
     const change: OutboxEntry = { ...c, seq: ack.seq, at: new Date().toISOString() }
     this.onChange(change)

@@ -1,3 +1,4 @@
+import { isEnforcing } from '../../../shared/index.ts'
 import { AccountTable } from './account-table.ts'
 import { ActivationStore } from './activation-store.ts'
 import { ChangeLog } from './change-log.ts'
@@ -57,6 +58,8 @@ export class LocalTables {
   addVersion(plan: Plan, stored: StoredAccount | undefined, next: StoredAccount, m: ChangeMeta, outbox: boolean): OutboxEntry {
     const kind = stored ? 'updated' : 'created'
     const change: OutboxEntry = { seq: m.seq, id: next.id, kind, jwt: next.jwt, at: m.at }
+    // Revoking users or lowering the connection limit: the notifier watches the servers cut them off.
+    if (isEnforcing(stored?.jwt, next.jwt)) change.enforce = true
     const moved = this.accounts.change(next.id, stored?.jwt, next)
     plan.ops.push(...moved.ops, this.log.historyOp(next.id, { seq: m.seq, kind, jwt: next.jwt, iat: next.iat, at: m.at, via: m.via }))
     if (this.tombs.get(next.id) !== undefined) plan.ops.push(this.tombs.delOp(next.id))
