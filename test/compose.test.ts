@@ -14,7 +14,7 @@ import { loadNotifierConfig } from '../services/notifier/config.ts'
 import { loadResolverConfig } from '../services/resolver/config.ts'
 import { loadSignerConfig } from '../services/signer/config.ts'
 import { tempDir } from './helpers/fixtures.ts'
-import { freePort } from './helpers/nats-server.ts'
+import { freePort, natsServerBinary } from './helpers/nats-server.ts'
 import { stopProcess } from './helpers/processes.ts'
 import { serviceReady, spawnService, type ServiceName } from './helpers/services.ts'
 import { waitFor } from './helpers/wait-for.ts'
@@ -253,7 +253,7 @@ t.test('the compose stack without Docker: bootstrap, nats-server, services and h
   t.equal(await readFile(join(identities, 'operator.jwt'), 'utf8'), operatorJwt, 'the operator is unchanged')
 
   const conf = bootstrapEnv.BOOTSTRAP_SERVER_CONF!
-  const nats = spawn('nats-server', ['-c', conf], { stdio: 'ignore' })
+  const nats = spawn(natsServerBinary(), ['-c', conf], { stdio: 'ignore' })
   t.teardown(() => stopProcess(nats))
   const sysCreds = await readFile(join(identities, 'sys.creds'))
   await waitFor(
