@@ -135,7 +135,8 @@ t.test('docker compose from a clean clone: up, push, connect, re-sign, delete, r
   })
 
   await t.test('managed re-signing: a self-signed account is stored signed by the operator signing key', async (t) => {
-    const selfSigned = accountJwt(managed, managed.getPublicKey(), {}, { name: 'managed' })
+    // Limits left out: the signer sets each to the managed-account policy's cap (README, Configuration).
+    const selfSigned = accountJwt(managed, managed.getPublicKey(), { limits: {} }, { name: 'managed' })
     const file = join(work, 'managed.jwt')
     await writeFile(file, selfSigned)
     const r = await run(process.execPath, [CLI, '-s', url, '--creds', files['sys.creds']!, 'push', file])
@@ -169,15 +170,19 @@ t.test('docker compose from a clean clone: up, push, connect, re-sign, delete, r
     t.pass('the demo user still connects')
   })
 
-  await t.test('--profile ha: nine containers healthy; a node stopped, the mesh carries on', async (t) => {
+  // As the README says: with COMPOSE_PROFILES=ha in the environment, every later command (a plain `down`
+  // included) covers the ha services too; without it a plain `down` leaves them running.
+  const ha = { COMPOSE_PROFILES: 'ha' }
+  await t.test('the ha profile: nine containers healthy; a node stopped, the mesh carries on', async (t) => {
     const before = await containerIds()
-    const up = await compose(['--profile', 'ha', 'up', '-d', '--wait', '--wait-timeout', '240'])
+    const up = await compose(['up', '-d', '--wait', '--wait-timeout', '240'], ha)
     t.equal(up.code, 0, `ha up in ${Math.round(up.ms / 1000)} s`)
     const after = await containerIds()
     t.ok(before.every((id) => after.includes(id)), 'the running services are not recreated')
     const states = await health(['--profile', 'ha'])
+    t.equal(states.length, 10, 'the default services and five more')
     t.equal(states.filter((s) => s.includes('running healthy')).length, 9, states.join(', '))
-    const stop = await compose(['stop', 'nats-2'])
+    const stop = await compose(['stop', 'nats-2'], ha)
     t.equal(stop.code, 0, 'nats-2 stopped')
     const beta = createAccount()
     const betaJwt = accountJwt(signing, beta.getPublicKey(), {}, { name: 'beta' })
@@ -190,13 +195,13 @@ t.test('docker compose from a clean clone: up, push, connect, re-sign, delete, r
     )
     const user = await newUser({ name: 'beta', kp: beta, id: beta.getPublicKey(), jwt: betaJwt }, 'beta-user')
     await (await userConnects(user.creds)).close()
-    const inside = await compose(['exec', '-T', 'resolver-2', 'mesh', '--creds', '/mesh/sys.creds', '--json', 'get', beta.getPublicKey()])
+    const inside = await compose(['exec', '-T', 'resolver-2', 'mesh', '--creds', '/mesh/sys.creds', '--json', 'get', beta.getPublicKey()], ha)
     t.equal(inside.code, 0, `resolver-2, moved to another node, holds it too: ${inside.out.slice(0, 200)}`)
   })
 
-  await t.test('a plain down -v after the ha profile leaves nothing', async (t) => {
+  await t.test('down -v with COMPOSE_PROFILES=ha leaves nothing, in seconds', async (t) => {
     await nc.close()
-    const down = await compose(['down', '-v'])
+    const down = await compose(['down', '-v'], ha)
     t.equal(down.code, 0, down.out.slice(-1000))
     t.ok(down.ms < 15_000, `down -v took ${Math.round(down.ms / 100) / 10} s`)
     const label = `label=com.docker.compose.project=${project}`
