@@ -190,9 +190,9 @@ t.test('Dockerfile: multi-stage, production dependencies only, non-root', async 
   t.ok('tsx' in deps.dependencies, 'tsx, which runs the services, is a production dependency')
   // What the image runs imports only packages `npm ci --omit=dev` installs (the lock marks dev-only ones).
   const lock = JSON.parse(read('package-lock.json')) as { packages: Record<string, { dev?: boolean }> }
-  const sources = ['shared', 'services/resolver', 'services/signer', 'services/notifier', 'ops'].flatMap((dir) =>
+  const sources = ['shared', 'services/resolver', 'services/signer', 'services/notifier', 'ops', 'cli', 'cli/commands'].flatMap((dir) =>
     readdirSync(join(ROOT, dir))
-      .filter((f) => f.endsWith('.ts'))
+      .filter((f) => f.endsWith('.ts') || f.endsWith('.mjs'))
       .map((f) => read(join(dir, f))),
   )
   const imported = new Set(sources.flatMap((src) => [...src.matchAll(/from '((?:@[^/']+\/)?[^/.'][^/']*)[^']*'/g)].map((m) => m[1]!)))
