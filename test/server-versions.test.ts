@@ -13,6 +13,8 @@ import { waitFor } from './helpers/wait-for.ts'
 
 // What differs between the nats-server releases we support (protocol.md §3.6), asserted for the one under test:
 // CI runs the suite on Debian's 2.9.10, on 2.10.x and on the newest release, so each branch runs somewhere.
+// Boundaries come from protocol.md §3.6; only 2.9.10, 2.10.27 and 2.15.1 were run here, so a boundary between
+// 2.10.27 and 2.15.1 (2.11.0, 2.12.1, 2.14.0) is where the changelog puts it, not where it was measured.
 const v = serverVersion().text
 const now = () => Math.floor(Date.now() / 1000)
 
