@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { promisify } from 'node:util'
+import { serverVersion } from '../test/helpers/nats-server.ts'
 
 const exec = promisify(execFile)
 
@@ -19,7 +20,7 @@ export interface Machine {
 }
 
 export async function describeMachine(): Promise<Machine> {
-  const natsServer = (await exec('nats-server', ['--version'])).stdout.trim().replace(/^nats-server:\s*/, '')
+  const natsServer = serverVersion().text
   const osRelease = await readFile('/etc/os-release', 'utf8').catch(() => '')
   return {
     date: new Date().toISOString(),

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { renderServerConf } from '../ops/server-conf.ts'
-import { freePort } from '../test/helpers/nats-server.ts'
+import { freePort, natsServerBinary } from '../test/helpers/nats-server.ts'
 import { stopProcess } from '../test/helpers/processes.ts'
 import { waitFor } from '../test/helpers/wait-for.ts'
 import type { BenchFixture } from './fixture.ts'
@@ -52,7 +52,7 @@ export async function startServer(scope: Scope, fx: BenchFixture, spec: ServerSp
     }),
   )
   const spawnedAt = performance.now()
-  const proc = spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const proc = spawn(natsServerBinary(), ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   proc.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-20_000)

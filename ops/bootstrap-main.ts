@@ -48,7 +48,15 @@ async function main(): Promise<void> {
   process.stdout.write(`wrote ${s.serverConf}: operator mode, cache resolver, system account ${sys.id}\n`)
 }
 
+/** A directory we may not write (a bind mount created by root) names the owner it needs, not just EACCES. */
+function describe(err: NodeJS.ErrnoException): string {
+  if ((err.code !== 'EACCES' && err.code !== 'EPERM') || err.path === undefined) return err.message
+  const uid = process.getuid?.() ?? 'this user'
+  const gid = process.getgid?.() ?? uid
+  return `permission denied (${err.syscall ?? 'access'} ${err.path}): the identities directory must be writable by uid ${uid}, e.g. chown -R ${uid}:${gid} <that directory on the host>`
+}
+
 main().catch((err: unknown) => {
-  process.stdout.write(`bootstrap failed: ${(err as Error).message}\n`)
+  process.stdout.write(`bootstrap failed: ${describe(err as NodeJS.ErrnoException)}\n`)
   process.exitCode = isConfigError(err) ? 2 : 1
 })

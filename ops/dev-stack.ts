@@ -1,7 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { createWriteStream } from 'node:fs'
+import { createWriteStream, existsSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { connect } from '@nats-io/transport-node'
@@ -19,6 +20,38 @@ const url = `nats://127.0.0.1:${port}`
 // Once the services are up, the status board keeps one live line per service under these messages.
 let board: StatusBoard | undefined
 const say = (line: string) => (board === undefined ? void process.stdout.write(`[dev] ${line}\n`) : board.above(`[dev] ${line}`))
+
+// The nats-server to run: $NATS_SERVER; else the newest release ../shared/tools/nats-servers.sh provides (what
+// CI tests first) on machines that have that tool; else `nats-server` on PATH or in /usr/sbin (Debian's).
+function natsServerBinary(): string {
+  if (process.env.NATS_SERVER) return process.env.NATS_SERVER
+  const tool = join(ROOT, '..', 'shared', 'tools', 'nats-servers.sh')
+  if (existsSync(tool)) {
+    try {
+      const latest = execFileSync(tool, ['--latest'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+      if (latest !== '') return latest
+    } catch {
+      // the tool could not provide one (no archive, no writable cache): use the one installed
+    }
+  }
+  process.env.PATH = `${process.env.PATH ?? ''}:/usr/sbin`
+  return 'nats-server'
+}
+const natsServer = natsServerBinary()
+
+// A taken port would only show as nats-server exiting 1: name it, and the way out, in one line.
+async function portTaken(p: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const probe = createServer()
+    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message))
+    probe.listen(p, '127.0.0.1', () => probe.close(() => resolve(undefined)))
+  })
+}
+const taken = await portTaken(port)
+if (taken !== undefined) {
+  process.stderr.write(`[dev] cannot listen on 127.0.0.1:${port} (${taken}): is another nats-server running? Set NATS_PORT to a free port, e.g. NATS_PORT=14222 npm start\n`)
+  process.exit(1)
+}
 
 const { paths, created } = await bootstrap(dataDir)
 say(`${created ? 'created' : 'reusing'} ${dataDir}`)
@@ -49,9 +82,15 @@ function start(name: string, cmd: string, args: readonly string[], env: Record<s
   const proc = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
   proc.stdout?.pipe(log)
   proc.stderr?.pipe(log)
+  // The log stream may not be flushed when we exit right after a child died: keep its last words to print.
+  let last = ''
+  proc.stderr?.on('data', (d: Buffer) => {
+    const lines = d.toString().trim().split('\n')
+    last = lines.at(-1) ?? last
+  })
   proc.on('exit', (code, signal) => {
     if (!stopping) {
-      say(`${name} exited (${signal ?? code}); see ${join(logDir, `${name}.log`)}`)
+      say(`${name} exited (${signal ?? code})${last === '' ? '' : `: ${last.trim()}`}; see ${join(logDir, `${name}.log`)}`)
       void stopAll(1)
     }
   })
@@ -87,7 +126,7 @@ const serviceEnv = {
   OPERATOR_JWT: paths.operatorJwt,
   LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
 }
-start('nats-server', 'nats-server', ['-c', confPath])
+start('nats-server', natsServer, ['-c', confPath])
 const tsx = (svc: string) => [process.execPath, ['--import', 'tsx', `services/${svc}/main.ts`]] as const
 start('resolver', ...tsx('resolver'), {
   ...serviceEnv,
@@ -129,7 +168,7 @@ for (let i = 0; ; i++) {
   if (i === 30) throw new Error('the resolver did not answer the demo account push')
   await new Promise((r) => setTimeout(r, 500))
 }
-say(`nats-server on ${url}; logs in ${logDir}`)
+say(`nats-server ${execFileSync(natsServer, ['--version'], { encoding: 'utf8' }).trim().replace(/^nats-server:\s*/, '')} on ${url}; logs in ${logDir}`)
 say(`connect as the demo user:  nats --server ${url} --creds ${paths.demoCreds} sub '>'`)
 say(`system user (admin, nsc push, nats micro ls):  --creds ${paths.sysCreds}`)
 say('Ctrl-C stops everything')

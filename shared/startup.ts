@@ -8,10 +8,15 @@ export const readLogLevel = (r: EnvReader): LogLevel => r.oneOf('LOG_LEVEL', LOG
  * not a stack trace; anything else unexpected is logged with its stack and exits 1.
  */
 export function startup(svc: string, main: () => Promise<void>): void {
-  main().catch((err: unknown) => {
-    const log = createLogger('info', svc)
-    if (isConfigError(err)) log.fatal({ code: err.code }, err.message)
-    else log.fatal({ err }, 'failed to start')
-    process.exitCode = isConfigError(err) ? 2 : 1
-  })
+  main().then(
+    // Stopped and logged: exit even if a handle outlives the connection (nats.js retrying a host whose DNS
+    // lookup hangs, seen in compose when a node goes away during the stop), which would leave us to SIGKILL.
+    () => void setTimeout(() => process.exit(), 1000).unref(),
+    (err: unknown) => {
+      const log = createLogger('info', svc)
+      if (isConfigError(err)) log.fatal({ code: err.code }, err.message)
+      else log.fatal({ err }, 'failed to start')
+      process.exitCode = isConfigError(err) ? 2 : 1
+    },
+  )
 }

@@ -14,7 +14,7 @@ import { loadNotifierConfig } from '../services/notifier/config.ts'
 import { loadResolverConfig } from '../services/resolver/config.ts'
 import { loadSignerConfig } from '../services/signer/config.ts'
 import { tempDir } from './helpers/fixtures.ts'
-import { freePort } from './helpers/nats-server.ts'
+import { freePort, natsServerBinary } from './helpers/nats-server.ts'
 import { stopProcess } from './helpers/processes.ts'
 import { serviceReady, spawnService, type ServiceName } from './helpers/services.ts'
 import { waitFor } from './helpers/wait-for.ts'
@@ -25,6 +25,7 @@ const read = (file: string) => readFileSync(join(ROOT, file), 'utf8')
 interface ComposeService {
   image?: string
   build?: string
+  pull_policy?: string
   command?: string[]
   environment?: Record<string, string>
   volumes?: string[]
@@ -33,6 +34,8 @@ interface ComposeService {
   init?: boolean
   stop_grace_period?: string
 }
+/** The healthcheck the image runs: ops/healthcheck.ts bundled at build time (node without tsx starts fast). */
+const HEALTHCHECK_JS = 'dist/healthcheck.mjs'
 const compose = parse(read('docker-compose.yml')) as { services: Record<string, ComposeService>; volumes: Record<string, unknown> }
 const MESH: ServiceName[] = ['resolver', 'signer', 'notifier']
 const LOADERS: Record<ServiceName, (env: Env) => unknown> = {
@@ -89,19 +92,23 @@ t.test('docker-compose.yml: structure', async (t) => {
   t.same(bootstrap!.command, ['node', '--import', 'tsx', 'ops/bootstrap-main.ts'])
   t.ok(existsSync(join(ROOT, 'ops/bootstrap-main.ts')))
 
+  t.equal(bootstrap!.build, '.', 'the bootstrap builds the image from the Dockerfile')
+  const builders = Object.entries(compose.services).filter(([, svc]) => svc.build !== undefined).map(([name]) => name)
+  t.same(builders, ['bootstrap'], 'one service builds the image, so it is built once and a later up recreates nothing')
   for (const name of MESH) {
     const svc = compose.services[name]!
-    t.equal(svc.build, '.', `${name} is built from the Dockerfile`)
-    t.equal(svc.image, bootstrap!.image, `${name} shares the one image`)
+    t.equal(svc.image, bootstrap!.image, `${name} runs the one image`)
+    t.equal(svc.pull_policy, 'never', `${name} never pulls the image the bootstrap builds`)
     t.same(svc.command, ['node', '--import', 'tsx', `services/${name}/main.ts`], `${name} command`)
     t.ok(existsSync(join(ROOT, `services/${name}/main.ts`)))
-    t.same(svc.healthcheck?.test, ['CMD', 'node', '--import', 'tsx', 'ops/healthcheck.ts', name], `${name} healthcheck asks its health endpoint`)
+    t.same(svc.healthcheck?.test, ['CMD', 'node', HEALTHCHECK_JS, name], `${name} healthcheck asks its health endpoint, in plain JS`)
     t.equal(svc.init, true, `${name} runs under an init that forwards SIGTERM`)
     t.ok(svc.stop_grace_period, `${name} has time to drain`)
     t.same(svc.depends_on, { bootstrap: { condition: 'service_completed_successfully' }, nats: { condition: 'service_healthy' } })
     t.ok(mountsOf(svc).some((m) => m.source === identities?.source && m.target === identities.target && m.readOnly), `${name} reads identities read-only`)
   }
   t.ok(existsSync(join(ROOT, 'ops/healthcheck.ts')))
+  t.match(read('Dockerfile'), new RegExp(`esbuild ops/healthcheck\\.ts --bundle[^\\n]*\\n?[^\\n]*--outfile=${HEALTHCHECK_JS}`), 'the image bundles ops/healthcheck.ts into it')
   const named = new Set(Object.values(compose.services).flatMap((s) => mountsOf(s).map((m) => m.source)).filter((s) => !s.startsWith('.') && !s.startsWith('/')))
   t.same([...named].sort(), Object.keys(compose.volumes).sort(), 'every named volume is declared')
 })
@@ -130,6 +137,8 @@ t.test('docker-compose.yml: the ha profile is a 3-node cluster with a second ins
     t.same(Object.keys(b).sort(), Object.keys(a).sort(), `${name}-2 is configured like ${name}`)
     for (const key of Object.keys(a).filter((k) => k !== 'NATS_URL')) t.equal(b[key], a[key], `${name}-2 ${key}`)
     t.same(b.NATS_URL!.split(',').sort(), ['nats://nats-2:4222', 'nats://nats-3:4222', 'nats://nats:4222'], `${name}-2 knows all three nodes`)
+    // Compose stops a service before what it depends on: a node stopped under it would cut its drain short.
+    for (const node of ['nats-2', 'nats-3']) t.same(second.depends_on?.[node], { condition: 'service_healthy' }, `${name}-2 depends on ${node}`)
   }
   const store = (svc: ComposeService) => mountsOf(svc).find((m) => m.target === envOf(svc).RESOLVER_DATA_DIR)?.source
   t.not(store(services['resolver-2']!), store(services.resolver!), 'each resolver instance has its own store')
@@ -181,9 +190,9 @@ t.test('Dockerfile: multi-stage, production dependencies only, non-root', async 
   t.ok('tsx' in deps.dependencies, 'tsx, which runs the services, is a production dependency')
   // What the image runs imports only packages `npm ci --omit=dev` installs (the lock marks dev-only ones).
   const lock = JSON.parse(read('package-lock.json')) as { packages: Record<string, { dev?: boolean }> }
-  const sources = ['shared', 'services/resolver', 'services/signer', 'services/notifier', 'ops'].flatMap((dir) =>
+  const sources = ['shared', 'services/resolver', 'services/signer', 'services/notifier', 'ops', 'cli', 'cli/commands'].flatMap((dir) =>
     readdirSync(join(ROOT, dir))
-      .filter((f) => f.endsWith('.ts'))
+      .filter((f) => f.endsWith('.ts') || f.endsWith('.mjs'))
       .map((f) => read(join(dir, f))),
   )
   const imported = new Set(sources.flatMap((src) => [...src.matchAll(/from '((?:@[^/']+\/)?[^/.'][^/']*)[^']*'/g)].map((m) => m[1]!)))
@@ -209,9 +218,10 @@ async function runBootstrap(env: Record<string, string>): Promise<{ code: number
 
 /** Runs a compose healthcheck command (`node` being this node) with the service's environment. */
 async function runHealthcheck(test: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
-  const [cmd, node, ...args] = test
-  if (cmd !== 'CMD' || node !== 'node') throw new TypeError(`not a node healthcheck: ${test.join(' ')}`)
-  const proc = spawn(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const [cmd, node, script, ...args] = test
+  if (cmd !== 'CMD' || node !== 'node' || script !== HEALTHCHECK_JS) throw new TypeError(`not our healthcheck: ${test.join(' ')}`)
+  // Without Docker there is no bundle: run the source it is built from (the real engine runs the bundle, test/compose-e2e).
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'ops/healthcheck.ts', ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   proc.stdout.on('data', (d: Buffer) => (out += d.toString()))
   proc.stderr.on('data', (d: Buffer) => (out += d.toString()))
@@ -253,7 +263,7 @@ t.test('the compose stack without Docker: bootstrap, nats-server, services and h
   t.equal(await readFile(join(identities, 'operator.jwt'), 'utf8'), operatorJwt, 'the operator is unchanged')
 
   const conf = bootstrapEnv.BOOTSTRAP_SERVER_CONF!
-  const nats = spawn('nats-server', ['-c', conf], { stdio: 'ignore' })
+  const nats = spawn(natsServerBinary(), ['-c', conf], { stdio: 'ignore' })
   t.teardown(() => stopProcess(nats))
   const sysCreds = await readFile(join(identities, 'sys.creds'))
   await waitFor(

@@ -1,7 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { accessSync, constants } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
-import { join } from 'node:path'
+import { delimiter, join } from 'node:path'
 import type { Test } from 'tap'
 import { renderServerConf, type ServerConfOptions } from '../../ops/server-conf.ts'
 import type { Fixture } from './fixtures.ts'
@@ -19,6 +20,53 @@ export interface NatsServerHandle {
   jwtDir: string
   /** The end of its log (stderr), to explain a failure. */
   output?(): string
+}
+
+// Every test and the bench start the same nats-server: $NATS_SERVER when set, else `nats-server` found on
+// PATH with /usr/sbin appended (where Debian's package puts it). CI runs the suite once per server version.
+let binary: string | undefined
+let version: ServerVersion | undefined
+
+export interface ServerVersion {
+  major: number
+  minor: number
+  patch: number
+  /** As `--version` prints it, e.g. `2.15.1`. */
+  text: string
+}
+
+/** The nats-server executable the tests run. */
+export function natsServerBinary(): string {
+  if (binary !== undefined) return binary
+  const fromEnv = process.env.NATS_SERVER
+  if (fromEnv !== undefined && fromEnv !== '') return (binary = fromEnv)
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin'].filter((d) => d !== '')
+  for (const dir of dirs) {
+    const candidate = join(dir, 'nats-server')
+    try {
+      accessSync(candidate, constants.X_OK)
+      return (binary = candidate)
+    } catch {
+      // not in this directory
+    }
+  }
+  throw new Error('nats-server not found: set NATS_SERVER or put nats-server on PATH (npm run setup installs it)')
+}
+
+/** The version of natsServerBinary(), from its `--version` (run once). */
+export function serverVersion(): ServerVersion {
+  if (version !== undefined) return version
+  const out = execFileSync(natsServerBinary(), ['--version'], { encoding: 'utf8' })
+  const m = /v?(\d+)\.(\d+)\.(\d+)/.exec(out)
+  if (m === null) throw new Error(`cannot read a version from \`${natsServerBinary()} --version\`: ${out.trim()}`)
+  return (version = { major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3]), text: `${m[1]}.${m[2]}.${m[3]}` })
+}
+
+/** True when the tested nats-server is `at` (e.g. '2.9.17') or newer. */
+export function serverAtLeast(at: string): boolean {
+  const [major = 0, minor = 0, patch = 0] = at.split('.').map(Number)
+  const v = serverVersion()
+  return v.major !== major ? v.major > major : v.minor !== minor ? v.minor > minor : v.patch >= patch
 }
 
 /** A free loopback port, for the cluster routes that must be known before the servers start. */
@@ -76,7 +124,7 @@ export async function startNatsServer(t: Test, fx: Fixture, opts: StartOptions =
       : // a URL resolver takes no preloads: the system account comes from the URL like any other
         rendered.replace(/^resolver: \{.*\}$/m, `resolver: URL(${JSON.stringify(opts.resolverUrl)})`).replace(/^resolver_preload: .*\n/m, ''),
   )
-  const proc = spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const proc = spawn(natsServerBinary(), ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   proc.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-20_000)
