@@ -43,6 +43,11 @@ export class Delivery {
     this.kick()
   }
 
+  /** A change of `id` is waiting or on its way to the servers: they may lag the store for a moment. */
+  busy(id: string): boolean {
+    return this.pending.has(id) || this.inflight.has(id)
+  }
+
   close(): void {
     this.closed = true
     clearTimeout(this.retryTimer)

@@ -19,6 +19,8 @@ export class JetStreamDelivery {
   private messages: ConsumerMessages | undefined
   private running: Promise<void> | undefined
   private readonly sending = new Set<Promise<void>>()
+  /** Accounts this instance is delivering now, by how many of their changes. */
+  private readonly delivering = new Map<string, number>()
 
   constructor(
     private readonly nc: NatsConnection,
@@ -38,6 +40,11 @@ export class JetStreamDelivery {
     })()
   }
 
+  /** This instance is delivering a change of `id`: servers may lag the store for a moment. */
+  busy(id: string): boolean {
+    return this.delivering.has(id)
+  }
+
   close(): void {
     this.messages?.stop()
   }
@@ -50,6 +57,18 @@ export class JetStreamDelivery {
   }
 
   private async handle(m: JsMsg): Promise<void> {
+    const id = m.subject.split('.')[2] ?? ''
+    this.delivering.set(id, (this.delivering.get(id) ?? 0) + 1)
+    try {
+      await this.handleOne(m)
+    } finally {
+      const n = (this.delivering.get(id) ?? 1) - 1
+      if (n === 0) this.delivering.delete(id)
+      else this.delivering.set(id, n)
+    }
+  }
+
+  private async handleOne(m: JsMsg): Promise<void> {
     const [, , id, leaf] = m.subject.split('.') as [string, string, string, string]
     const kind = m.headers?.get(Header.kind) ?? ''
     try {

@@ -31,7 +31,14 @@ startup('resolver', async () => {
   servers.start()
   const servability = new Servability(config.trust)
   addLookupEndpoint(service, store, servers, { authoritative: config.authoritative, servability })
-  const reconciler = new Reconciler({ nc, store, log: log.child({ part: 'reconcile' }), intervalMs: config.reconcileSeconds * 1000 })
+  let delivery: Awaited<ReturnType<typeof startDelivery>> | undefined
+  const reconciler = new Reconciler({
+    nc,
+    store,
+    log: log.child({ part: 'reconcile' }),
+    intervalMs: config.reconcileSeconds * 1000,
+    busy: (id) => delivery?.busy(id) === true,
+  })
   // unservable: stored JWTs today's rules refuse, withheld from LOOKUP (not a health failure)
   addResolverHealth(service, nc, store, () => ({ unservable: servability.unservableCount, reconcile: reconciler.health() }))
   const replies = new ClaimReplies(service.id)
@@ -45,7 +52,7 @@ startup('resolver', async () => {
   addGetEndpoint(service, store)
   addActivationEndpoints(service, nc, store)
   reconciler.addEndpoint(service)
-  const delivery = await startDelivery(nc, service.id)
+  delivery = await startDelivery(nc, service.id)
   servability.startSweeping(store, nc, log.child({ part: 'sweep' }))
   reconciler.start()
   await runUntilStopped({

@@ -28,6 +28,8 @@ export interface ReconcilerDeps {
   log: Logger
   /** Between periodic passes; 0 = none (the pass after start, on the signer's return and on demand remain). */
   intervalMs: number
+  /** A change of the account is on its way to the servers: their lag behind the store is no drift. */
+  busy?: (id: string) => boolean
 }
 
 /**
@@ -204,7 +206,13 @@ export class Reconciler {
   ): Promise<Outcome> {
     report.accountsChecked++
     const side = await this.sideOf(id)
-    const plan = planAccount(side, await this.survey.held(id, inv), deferred)
+    let plan = planAccount(side, await this.survey.held(id, inv), deferred)
+    if (plan.action === 'revert' || plan.action === 'redelete') {
+      // Servers lag the store while a change is delivered; and they may have caught up since the survey:
+      // look again before sending anything, so a pass never duplicates an ordinary delivery.
+      if (this.deps.busy?.(id) === true) return 'none'
+      if (!dryRun) plan = planAccount(side, await this.survey.held(id, inv), deferred)
+    }
     if (plan.drifting.length > 0) report.drift++
     const outcome = dryRun || plan.action === 'none' ? 'none' : await this.repair(id, side, plan)
     if (outcome !== 'none') report[outcome]++
