@@ -173,7 +173,7 @@ t.test('docker compose from a clean clone: up, push, connect, re-sign, delete, r
   // As the README says: with COMPOSE_PROFILES=ha in the environment, every later command (a plain `down`
   // included) covers the ha services too; without it a plain `down` leaves them running.
   const ha = { COMPOSE_PROFILES: 'ha' }
-  await t.test('the ha profile: nine containers healthy; a node stopped, the mesh carries on', async (t) => {
+  await t.test('the ha profile: eight services healthy; a node stopped, the mesh carries on', async (t) => {
     const before = await containerIds()
     const up = await compose(['up', '-d', '--wait', '--wait-timeout', '240'], ha)
     t.equal(up.code, 0, `ha up in ${Math.round(up.ms / 1000)} s`)
