@@ -1,3 +1,4 @@
+import type { LintFinding } from './lint-rules.ts'
 import type { Msg, NatsConnection } from '@nats-io/nats-core'
 import { subjects, type HealthReport } from '../shared/index.ts'
 import { claimsOf, storedJwt } from './accounts.ts'
@@ -62,6 +63,8 @@ export interface AccountStatus {
   /** The stored version's `iat`; undefined when the resolver does not serve the account. */
   iat: number | undefined
   servers: HeldVersion[]
+  /** What `mesh lint` reports for the stored version. */
+  findings: LintFinding[]
 }
 
 const json = <T>(m: Msg): T | undefined => {
@@ -148,10 +151,17 @@ async function heldVersions(nc: NatsConnection, id: string, stored: string | und
 const ACCOUNTS_IN_FLIGHT = 8
 
 /** For each account, the stored version beside what each server holds (ACCOUNTZ). */
-export async function accountStatuses(nc: NatsConnection, ids: string[], servers: ServerStatus[], timeoutMs: number): Promise<AccountStatus[]> {
+export async function accountStatuses(
+  nc: NatsConnection,
+  ids: string[],
+  servers: ServerStatus[],
+  timeoutMs: number,
+  lint: (id: string, jwt: string) => LintFinding[] = () => [],
+): Promise<AccountStatus[]> {
   return mapLimit(ids, ACCOUNTS_IN_FLIGHT, async (id) => {
     const stored = await storedJwt(nc, id, timeoutMs)
     const c = stored === undefined ? undefined : claimsOf(stored)
-    return { account: id, name: c?.name, iat: c?.iat, servers: await heldVersions(nc, id, stored, servers, timeoutMs) }
+    const findings = stored === undefined ? [] : lint(id, stored)
+    return { account: id, name: c?.name, iat: c?.iat, servers: await heldVersions(nc, id, stored, servers, timeoutMs), findings }
   })
 }

@@ -170,6 +170,13 @@ t.test('mesh lint and mesh resign against a live mesh, across a signing-key rota
   t.equal(before.code, 1, 'findings make lint exit 1')
   t.equal(before.out.checked, 4, 'the three accounts and SYS checked')
   t.same(before.out.findings.map((f) => [f.account, f.rule]), [[peekClaims(expiring).sub, 'expiring']], 'only the account expiring tomorrow')
+  const status = JSON.parse((await mesh('status', '--json')).stdout) as { accounts: { shown: { account: string; findings: { rule: string }[] }[] } }
+  t.same(
+    status.accounts.shown.flatMap((a) => a.findings.map((f) => [a.account, f.rule])),
+    [[peekClaims(expiring).sub, 'expiring']],
+    'mesh status shows the same findings for the accounts it shows',
+  )
+  t.match((await mesh('status')).stdout, /lint \(of the accounts shown; `mesh lint` checks every one\)\naccount.*\n-+.*\n.*expiring/)
   const readable = await mesh('lint')
   t.match(readable.stdout, /expiring\s+expires on \d{4}-\d\d-\d\d, in 2\d h/)
   t.match(readable.stdout, /4 accounts checked, 1 findings in 1 accounts/)

@@ -1,4 +1,7 @@
+import { nowSeconds } from '../../shared/index.ts'
 import { listIds, requireAccountKey } from '../accounts.ts'
+import { lintAccount } from '../lint-rules.ts'
+import { operatorTrust } from '../operator-trust.ts'
 import { emit, type Command } from '../context.ts'
 import {
   accountStatuses,
@@ -18,6 +21,8 @@ import { CliError } from '../cli-error.ts'
 import type { ReconcileReport } from '../../shared/index.ts'
 
 const DEFAULT_ACCOUNTS = 20
+/** As `mesh lint`'s default: accounts expiring within 14 days. */
+const LINT_EXPIRING_SECONDS = 14 * 86_400
 /** The dry-run pass reads every loaded account from every server. */
 const DRIFT_TIMEOUT_MS = 60_000
 
@@ -26,6 +31,8 @@ interface Status {
   health: HealthStatus[]
   servers: ServerStatus[]
   accounts: { total: number | undefined; shown: AccountStatus[]; error?: string }
+  /** Why the shown accounts were not linted (no operator JWT from the signer), if they were not. */
+  lint?: { error: string }
   /** What each server holds that the store does not (a dry-run reconciliation pass over every loaded account). */
   drift: ReconcileReport | { error: string }
   /** Why the exit code is 1: a mesh service missing or unhealthy, no nats-server answering, a server drifting. */
@@ -51,6 +58,9 @@ function render(s: Status): string {
     : a.total !== undefined && a.total > a.shown.length ? `accounts (${a.shown.length} of ${a.total}; --all shows every one)` : 'accounts'
   parts.push(section(title, ['account', 'name', 'stored iat', ...s.servers.map((x) => x.name)],
     a.shown.map((x) => [x.account, x.name, x.iat === undefined ? 'not stored' : formatSeconds(x.iat), ...x.servers.map(held)])))
+  const findings = a.shown.flatMap((x) => x.findings)
+  parts.push(s.lint !== undefined ? `lint: ${s.lint.error}\n` : section('lint (of the accounts shown; `mesh lint` checks every one)', ['account', 'name', 'rule', 'detail'],
+    findings.map((f) => [f.account, f.name, f.rule, f.detail])))
   parts.push('error' in s.drift ? `drift: ${s.drift.error}\n` : driftSection(s.drift, 'drift (what servers hold that the store does not)'))
   if (s.problems.length > 0) parts.push(`problems\n${s.problems.map((p) => `- ${p}\n`).join('')}`)
   return parts.join('\n')
@@ -82,7 +92,7 @@ export const statusCommand: Command = {
     const nc = await ctx.nats()
     const t = ctx.global.timeoutMs
     const only = typeof ctx.options.account === 'string' ? requireAccountKey(ctx.options.account) : undefined
-    const [services, servers, health, ids, drift] = await Promise.all([
+    const [services, servers, health, ids, drift, trust] = await Promise.all([
       gatherServices(nc, t),
       gatherServers(nc, t),
       Promise.all(Object.entries(HEALTH_SUBJECTS).map(([name, subject]) => serviceHealth(nc, name, subject, t))),
@@ -91,14 +101,21 @@ export const statusCommand: Command = {
         if (e instanceof CliError) return { error: e.message }
         throw e
       }),
+      operatorTrust(ctx.nats, undefined, t).catch((e: unknown) => {
+        if (e instanceof CliError) return new Error(e.message)
+        throw e
+      }),
     ])
+    const now = nowSeconds()
+    const lint = trust instanceof Error ? undefined : (id: string, jwt: string) => lintAccount(id, jwt, { trust, now, expiringWithinSeconds: LINT_EXPIRING_SECONDS })
     const accounts: Status['accounts'] = ids instanceof Error
       ? { total: undefined, shown: [], error: ids.message }
       : {
           total: ids.length,
-          shown: await accountStatuses(nc, ctx.options.all === true ? ids : ids.slice(0, DEFAULT_ACCOUNTS), servers, t),
+          shown: await accountStatuses(nc, ctx.options.all === true ? ids : ids.slice(0, DEFAULT_ACCOUNTS), servers, t, lint),
         }
     const status: Status = { services, health, servers, accounts, drift, problems: problemsOf(health, servers, drift) }
+    if (trust instanceof Error) status.lint = { error: trust.message }
     emit(ctx, status, () => render(status))
     return status.problems.length > 0 ? 1 : 0
   },
