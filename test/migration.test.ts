@@ -292,6 +292,24 @@ async function rollingSwitch(
   }
 }
 
+/**
+ * The resolvers' stream as JetStream reports it, asked as the storage account's user: its replica count and
+ * how many replicas are current (the leader and each follower neither offline nor lagging).
+ */
+async function streamReplicas(t: Test, fleet: Fleet): Promise<{ replicas: number; current: number }> {
+  const nc = await connectWith(t, fleet.servers, await readFile(fleet.fx.meshCredsPath, 'utf8'))
+  try {
+    const info = (await nc.request('$JS.API.STREAM.INFO.MESH_RESOLVER', '', { timeout: 5000 })).json<{
+      config: { num_replicas: number }
+      cluster?: { leader?: string; replicas?: { current: boolean; offline?: boolean }[] }
+    }>()
+    const followers = (info.cluster?.replicas ?? []).filter((r) => r.current && r.offline !== true).length
+    return { replicas: info.config.num_replicas, current: (info.cluster?.leader === undefined ? 0 : 1) + followers }
+  } finally {
+    await nc.close()
+  }
+}
+
 /** What the mesh holds for `id`, asked of the resolver itself. */
 async function held(sys: NatsConnection, id: string): Promise<{ state: string; jwt?: string }> {
   return (await sys.request(subjects.resolverGet(id), '', { timeout: 5000 })).json()
@@ -299,6 +317,11 @@ async function held(sys: NatsConnection, id: string): Promise<{ state: string; j
 
 /** The end state: the mesh holds every account at its latest version, and every node serves the pushed ones. */
 async function checkEnd(t: Test, fleet: Fleet, sys: NatsConnection, latest: Map<string, string>): Promise<void> {
+  const stream = await waitFor(async () => {
+    const r = await streamReplicas(t, fleet)
+    return r.current === 3 ? r : undefined
+  }, { ms: 15_000, every: 250, what: 'every replica of the stream current' }).catch(async () => streamReplicas(t, fleet))
+  t.same(stream, { replicas: 3, current: 3 }, 'the resolvers store in one stream, replicated and current on all three nodes')
   const wrong = (
     await mapLimit(fleet.tenants, 32, async ({ acc }) => {
       const h = await held(sys, acc.id)
@@ -363,7 +386,7 @@ t.test('a full-resolver fleet moves onto the mesh with no failed connect and no 
 
   t.same(users.failures, [], `no connect failed (${users.connects()} connects)`)
   t.ok(users.connects() >= 50, 'users kept connecting')
-  t.same(pushes.problems, [], `every push was accepted by the mesh (${pushes.latest.size} accounts pushed, ${pushes.retried()} pushes sent again after no reply)`)
+  t.same(pushes.problems, [], `every push was accepted by the mesh (${pushes.latest.size} accounts pushed, ${pushes.retried()} pushes sent again after no reply or a 5xx)`)
   for (const n of fleet.nodes) t.ok((users.servedBy.get(n.name) ?? 0) > 0, `${n.name} served users`)
   await checkEnd(t, fleet, sys, pushes.latest)
   mark('checked')
@@ -435,7 +458,7 @@ t.test('a nats-account-server fleet moves onto the mesh from its store directory
     const id = /\((A[A-Z2-7]{55})\)/.exec(f)?.[1] ?? '-'
     for (const s of fleet.servers) t.comment(`${s.name}: ${(s.output?.() ?? '').split('\n').filter((l) => l.includes(id) || /ERR|WRN/.test(l)).slice(-8).join('\n')}`)
   }
-  t.same(pushes.problems, [], `every push was accepted by the mesh (${pushes.latest.size} accounts pushed, ${pushes.retried()} pushes sent again after no reply)`)
+  t.same(pushes.problems, [], `every push was accepted by the mesh (${pushes.latest.size} accounts pushed, ${pushes.retried()} pushes sent again after no reply or a 5xx)`)
   await checkEnd(t, fleet, sys, pushes.latest)
   const unknown = (await newAccount(fleet.fx.op, 'NOBODY')).id
   const replies = await gather(sys, subjects.lookup(unknown), '', 1, 1000)
