@@ -226,16 +226,21 @@ function pushLoop(fleet: Fleet, sys: NatsConnection, also?: (id: string, jwt: st
   const latest = new Map<string, string>()
   const problems: string[] = []
   let retried = 0
+  const why: string[] = []
   let stopping = false
   const pushOnce = async (name: string, jwt: string): Promise<'ok' | 'again'> => {
     let r: ClaimReply
     try {
       r = await within(10_000, 'a push', askResolver(sys, subjects.claimsUpdate, jwt, 5000))
-    } catch {
+    } catch (e) {
+      why.push(`${name}: ${(e as Error).message}`)
       return 'again'
     }
     if (r.data !== undefined) return 'ok'
-    if (r.error !== undefined && r.error.code >= 500) return 'again'
+    if (r.error !== undefined && r.error.code >= 500) {
+      why.push(`${name}: ${r.error.code} ${r.error.reason ?? r.error.description}`)
+      return 'again'
+    }
     problems.push(`${name}: ${JSON.stringify(r.error)}`)
     return 'ok'
   }
@@ -258,7 +263,7 @@ function pushLoop(fleet: Fleet, sys: NatsConnection, also?: (id: string, jwt: st
       await delay(Math.max(0, 250 - (Date.now() - started)))
     }
   })()
-  return { latest, problems, retried: () => retried, stop: async () => void ((stopping = true), await done) }
+  return { latest, problems, retried: () => retried, why, stop: async () => void ((stopping = true), await done) }
 }
 
 /**
@@ -387,6 +392,7 @@ t.test('a full-resolver fleet moves onto the mesh with no failed connect and no 
   t.same(users.failures, [], `no connect failed (${users.connects()} connects)`)
   t.ok(users.connects() >= 50, 'users kept connecting')
   t.same(pushes.problems, [], `every push was accepted by the mesh (${pushes.latest.size} accounts pushed, ${pushes.retried()} pushes sent again after no reply or a 5xx)`)
+  for (const w of pushes.why) t.comment(`sent again: ${w}`)
   for (const n of fleet.nodes) t.ok((users.servedBy.get(n.name) ?? 0) > 0, `${n.name} served users`)
   await checkEnd(t, fleet, sys, pushes.latest)
   mark('checked')
@@ -459,6 +465,7 @@ t.test('a nats-account-server fleet moves onto the mesh from its store directory
     for (const s of fleet.servers) t.comment(`${s.name}: ${(s.output?.() ?? '').split('\n').filter((l) => l.includes(id) || /ERR|WRN/.test(l)).slice(-8).join('\n')}`)
   }
   t.same(pushes.problems, [], `every push was accepted by the mesh (${pushes.latest.size} accounts pushed, ${pushes.retried()} pushes sent again after no reply or a 5xx)`)
+  for (const w of pushes.why) t.comment(`sent again: ${w}`)
   await checkEnd(t, fleet, sys, pushes.latest)
   const unknown = (await newAccount(fleet.fx.op, 'NOBODY')).id
   const replies = await gather(sys, subjects.lookup(unknown), '', 1, 1000)
