@@ -115,7 +115,25 @@ async function startFleet(t: Test, opts: Pick<StartOptions, 'resolver' | 'resolv
   )
   const fleet: Fleet = { fx, tenants, nodes, servers: [], urls: nodes.map((n) => `nats://127.0.0.1:${n.port}`) }
   fleet.servers = await Promise.all(nodes.map((_, i) => startNode(t, fleet, i, opts)))
+  await jetstreamReady(t, fleet)
   return fleet
+}
+
+/**
+ * JetStream answers the storage account (a meta leader is elected), as an operator would check before
+ * starting the mesh: a resolver waits for it too, but a cluster electing under load could outlast the time a
+ * test gives a service to register.
+ */
+async function jetstreamReady(t: Test, fleet: Fleet): Promise<void> {
+  const nc = await connectWith(t, fleet.servers, await readFile(fleet.fx.meshCredsPath, 'utf8'))
+  try {
+    await waitFor(
+      async () => (await nc.request('$JS.API.INFO', '', { timeout: 2000 })).json<{ error?: unknown }>().error === undefined,
+      { ms: 30_000, every: 250, what: 'JetStream to answer the storage account' },
+    )
+  } finally {
+    await nc.close()
+  }
 }
 
 function startNode(t: Test, fleet: Fleet, i: number, opts: Pick<StartOptions, 'resolver' | 'resolverUrl'>): Promise<NatsServerHandle> {
