@@ -120,17 +120,24 @@ async function startFleet(t: Test, opts: Pick<StartOptions, 'resolver' | 'resolv
 }
 
 /**
- * JetStream answers the storage account (a meta leader is elected), as an operator would check before
- * starting the mesh: a resolver waits for it too, but a cluster electing under load could outlast the time a
- * test gives a service to register.
+ * JetStream can place three replicas for the storage account, as an operator would check before starting
+ * the mesh: a throwaway R3 stream is created (and deleted) once the cluster accepts it. A fleet just started
+ * has a meta leader within seconds, but 2.10.27 answered "no suitable peers for placement" to R3 creates for
+ * over 10 s after that here, longer than a resolver waits before it stops (RESOLVER_JS_REPLICAS cannot be placed).
  */
 async function jetstreamReady(t: Test, fleet: Fleet): Promise<void> {
   const nc = await connectWith(t, fleet.servers, await readFile(fleet.fx.meshCredsPath, 'utf8'))
+  const probe = { name: 'PLACEMENT_PROBE', subjects: ['placement.probe'], num_replicas: 3, storage: 'memory' }
   try {
     await waitFor(
-      async () => (await nc.request('$JS.API.INFO', '', { timeout: 2000 })).json<{ error?: unknown }>().error === undefined,
-      { ms: 30_000, every: 250, what: 'JetStream to answer the storage account' },
+      async () => {
+        const r = (await nc.request(`$JS.API.STREAM.CREATE.${probe.name}`, JSON.stringify(probe), { timeout: 2000 })).json<{ error?: { description?: string } }>()
+        if (r.error !== undefined) throw new Error(r.error.description ?? JSON.stringify(r.error))
+        return true
+      },
+      { ms: 60_000, every: 250, what: 'JetStream to place three replicas for the storage account' },
     )
+    await nc.request(`$JS.API.STREAM.DELETE.${probe.name}`, '', { timeout: 5000 })
   } finally {
     await nc.close()
   }
