@@ -17,6 +17,7 @@ import { connectWith } from './helpers/clients.ts'
 import { makeFixture, tempDir, type Fixture } from './helpers/fixtures.ts'
 import { accountJwt, signClaims } from './helpers/jwts.ts'
 import { freePort, startNatsServer, type NatsServerHandle, type StartOptions } from './helpers/nats-server.ts'
+import { jetstreamEnv } from './helpers/jetstream.ts'
 import { startResolver, startService } from './helpers/services.ts'
 import { appliedJwts, clusterFormed, gather, type ClaimReply as ServerClaimReply } from './helpers/sys-requests.ts'
 import { waitFor } from './helpers/wait-for.ts'
@@ -24,7 +25,10 @@ import { waitFor } from './helpers/wait-for.ts'
 // The rolling switch of the README's "Moving a fleet onto the mesh", on whichever nats-server is first on
 // PATH (PATH=/var/cache/mesh-tools/nats-server/<version>:$PATH): a 3-node fleet of full-resolver servers (or
 // of URL-resolver servers reading a nats-account-server store) is imported into the mesh and turned into
-// cache servers one restart at a time, while users connect and nsc-style pushes go on.
+// cache servers one restart at a time, while users connect and nsc-style pushes go on. Several resolver
+// instances run only in jetstream mode (one stream in the storage account MESH), so every node of the fleet
+// runs JetStream (beside its full or URL resolver, then its cache resolver) and keeps its JetStream
+// directory, and so its replica, across its restart.
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const BIN = join(ROOT, 'cli', 'mesh.mjs')
@@ -39,8 +43,11 @@ interface Tenant {
 interface Fleet {
   fx: Fixture
   tenants: Tenant[]
-  /** Client and route port of each node: a restarted node comes back where its peers and clients expect it. */
-  nodes: { name: string; port: number; routePort: number }[]
+  /**
+   * Client and route port and JetStream directory of each node: a restarted node comes back where its peers
+   * and clients expect it, with its replica of the mesh's stream.
+   */
+  nodes: { name: string; port: number; routePort: number; storeDir: string }[]
   servers: NatsServerHandle[]
   urls: string[]
 }
@@ -103,10 +110,37 @@ const fx = await makeFixture(t)
 const tenants = makeTenants(fx)
 
 async function startFleet(t: Test, opts: Pick<StartOptions, 'resolver' | 'resolverUrl'>): Promise<Fleet> {
-  const nodes = await Promise.all(['n1', 'n2', 'n3'].map(async (name) => ({ name, port: await freePort(), routePort: await freePort() })))
+  const nodes = await Promise.all(
+    ['n1', 'n2', 'n3'].map(async (name) => ({ name, port: await freePort(), routePort: await freePort(), storeDir: await tempDir(t, `js-${name}`) })),
+  )
   const fleet: Fleet = { fx, tenants, nodes, servers: [], urls: nodes.map((n) => `nats://127.0.0.1:${n.port}`) }
   fleet.servers = await Promise.all(nodes.map((_, i) => startNode(t, fleet, i, opts)))
+  await jetstreamReady(t, fleet)
   return fleet
+}
+
+/**
+ * JetStream can place three replicas for the storage account, as an operator would check before starting
+ * the mesh: a throwaway R3 stream is created (and deleted) once the cluster accepts it. A fleet just started
+ * has a meta leader within seconds, but 2.10.27 answered "no suitable peers for placement" to R3 creates for
+ * over 10 s after that here, longer than a resolver waits before it stops (RESOLVER_JS_REPLICAS cannot be placed).
+ */
+async function jetstreamReady(t: Test, fleet: Fleet): Promise<void> {
+  const nc = await connectWith(t, fleet.servers, await readFile(fleet.fx.meshCredsPath, 'utf8'))
+  const probe = { name: 'PLACEMENT_PROBE', subjects: ['placement.probe'], num_replicas: 3, storage: 'memory' }
+  try {
+    await waitFor(
+      async () => {
+        const r = (await nc.request(`$JS.API.STREAM.CREATE.${probe.name}`, JSON.stringify(probe), { timeout: 2000 })).json<{ error?: { description?: string } }>()
+        if (r.error !== undefined) throw new Error(r.error.description ?? JSON.stringify(r.error))
+        return true
+      },
+      { ms: 60_000, every: 250, what: 'JetStream to place three replicas for the storage account' },
+    )
+    await nc.request(`$JS.API.STREAM.DELETE.${probe.name}`, '', { timeout: 5000 })
+  } finally {
+    await nc.close()
+  }
 }
 
 function startNode(t: Test, fleet: Fleet, i: number, opts: Pick<StartOptions, 'resolver' | 'resolverUrl'>): Promise<NatsServerHandle> {
@@ -115,6 +149,8 @@ function startNode(t: Test, fleet: Fleet, i: number, opts: Pick<StartOptions, 'r
     name: n.name,
     port: n.port,
     cluster: { name: 'fleet', port: n.routePort, routes: fleet.nodes.filter((_, j) => j !== i).map((m) => `nats-route://127.0.0.1:${m.routePort}`) },
+    jetstream: true,
+    storeDir: n.storeDir,
     ...opts,
   })
 }
@@ -124,8 +160,10 @@ type Pinned = Map<number, () => Promise<{ stop(): Promise<number | null> }[]>>
 
 /**
  * Two instances each of resolver and signer, each pinned to one node (n1 and n3), as replicas spread over a
- * cluster would be, and a notifier on all nodes (its outbox rides out its reconnects). Returns how to start
- * the instances of each pinned node, for the switch.
+ * cluster would be, and a notifier on all nodes (its outbox rides out its reconnects). The resolvers run in
+ * jetstream mode, the stream replicated on all three nodes: each keeps its local view (RESOLVER_DATA_DIR)
+ * across its node's restart and catches up from the stream. Returns how to start the instances of each pinned
+ * node, for the switch.
  */
 async function startMesh(t: Test, fleet: Fleet, env: Record<string, string>): Promise<{ pinned: Pinned; running: Map<number, { stop(): Promise<number | null> }[]> }> {
   const pinned: Pinned = new Map()
@@ -135,7 +173,7 @@ async function startMesh(t: Test, fleet: Fleet, env: Record<string, string>): Pr
       const node = fleet.servers[i]!
       return Promise.all([
         startService(t, 'signer', fleet.fx, [node]),
-        startResolver(t, fleet.fx, [node], { ...env, RESOLVER_DATA_DIR: dataDir }),
+        startResolver(t, fleet.fx, [node], { ...jetstreamEnv(fleet.fx, 3), ...env, RESOLVER_DATA_DIR: dataDir }),
       ])
     })
   }
@@ -203,23 +241,31 @@ function connectLoop(fleet: Fleet, inRotation: Set<number>) {
 
 /**
  * nsc-style pushes of new account versions on `$SYS.REQ.CLAIMS.UPDATE`, one every ~250 ms, each to another
- * account. A push that gets no verdict from the mesh (its reply lost while a node restarts) is sent again, as
- * whoever ran `nsc push` would; `retried` counts those. A refusal is never retried: it is a problem.
+ * account. A push that gets no verdict from the mesh (its reply lost while a node restarts) or a 5xx (the
+ * signer unreachable, or the store's JetStream electing a new leader while a node restarts: 503
+ * STORE_UNAVAILABLE) is sent again, as whoever ran `nsc push` would; `retried` counts those. Such a push was not
+ * acknowledged, so nothing acknowledged is dropped by retrying; checkEnd then asks that the mesh holds the
+ * last version of every account. A refusal (4xx) is never retried: it is a problem.
  */
 function pushLoop(fleet: Fleet, sys: NatsConnection, also?: (id: string, jwt: string) => Promise<void>) {
   const latest = new Map<string, string>()
   const problems: string[] = []
   let retried = 0
+  const why: string[] = []
   let stopping = false
   const pushOnce = async (name: string, jwt: string): Promise<'ok' | 'again'> => {
     let r: ClaimReply
     try {
       r = await within(10_000, 'a push', askResolver(sys, subjects.claimsUpdate, jwt, 5000))
-    } catch {
+    } catch (e) {
+      why.push(`${name}: ${(e as Error).message}`)
       return 'again'
     }
     if (r.data !== undefined) return 'ok'
-    if (r.error?.reason === 'VALIDATION_UNAVAILABLE') return 'again'
+    if (r.error !== undefined && r.error.code >= 500) {
+      why.push(`${name}: ${r.error.code} ${r.error.reason ?? r.error.description}`)
+      return 'again'
+    }
     problems.push(`${name}: ${JSON.stringify(r.error)}`)
     return 'ok'
   }
@@ -231,17 +277,18 @@ function pushLoop(fleet: Fleet, sys: NatsConnection, also?: (id: string, jwt: st
       await also?.(tenant.acc.id, jwt)
       let tries = 0
       while ((await pushOnce(tenant.acc.name, jwt)) === 'again') {
-        if (++tries === 5) {
+        if (++tries === 10) {
           problems.push(`${tenant.acc.name}: no verdict from the mesh in ${tries} tries`)
           break
         }
         retried++
+        await delay(500) // a 503 comes at once: give the election a moment, as a person re-running nsc would
       }
       latest.set(tenant.acc.id, jwt)
       await delay(Math.max(0, 250 - (Date.now() - started)))
     }
   })()
-  return { latest, problems, retried: () => retried, stop: async () => void ((stopping = true), await done) }
+  return { latest, problems, retried: () => retried, why, stop: async () => void ((stopping = true), await done) }
 }
 
 /**
@@ -275,6 +322,24 @@ async function rollingSwitch(
   }
 }
 
+/**
+ * The resolvers' stream as JetStream reports it, asked as the storage account's user: its replica count and
+ * how many replicas are current (the leader and each follower neither offline nor lagging).
+ */
+async function streamReplicas(t: Test, fleet: Fleet): Promise<{ replicas: number; current: number }> {
+  const nc = await connectWith(t, fleet.servers, await readFile(fleet.fx.meshCredsPath, 'utf8'))
+  try {
+    const info = (await nc.request('$JS.API.STREAM.INFO.MESH_RESOLVER', '', { timeout: 5000 })).json<{
+      config: { num_replicas: number }
+      cluster?: { leader?: string; replicas?: { current: boolean; offline?: boolean }[] }
+    }>()
+    const followers = (info.cluster?.replicas ?? []).filter((r) => r.current && r.offline !== true).length
+    return { replicas: info.config.num_replicas, current: (info.cluster?.leader === undefined ? 0 : 1) + followers }
+  } finally {
+    await nc.close()
+  }
+}
+
 /** What the mesh holds for `id`, asked of the resolver itself. */
 async function held(sys: NatsConnection, id: string): Promise<{ state: string; jwt?: string }> {
   return (await sys.request(subjects.resolverGet(id), '', { timeout: 5000 })).json()
@@ -282,6 +347,11 @@ async function held(sys: NatsConnection, id: string): Promise<{ state: string; j
 
 /** The end state: the mesh holds every account at its latest version, and every node serves the pushed ones. */
 async function checkEnd(t: Test, fleet: Fleet, sys: NatsConnection, latest: Map<string, string>): Promise<void> {
+  const stream = await waitFor(async () => {
+    const r = await streamReplicas(t, fleet)
+    return r.current === 3 ? r : undefined
+  }, { ms: 15_000, every: 250, what: 'every replica of the stream current' }).catch(async () => streamReplicas(t, fleet))
+  t.same(stream, { replicas: 3, current: 3 }, 'the resolvers store in one stream, replicated and current on all three nodes')
   const wrong = (
     await mapLimit(fleet.tenants, 32, async ({ acc }) => {
       const h = await held(sys, acc.id)
@@ -346,7 +416,8 @@ t.test('a full-resolver fleet moves onto the mesh with no failed connect and no 
 
   t.same(users.failures, [], `no connect failed (${users.connects()} connects)`)
   t.ok(users.connects() >= 50, 'users kept connecting')
-  t.same(pushes.problems, [], `every push was accepted by the mesh (${pushes.latest.size} accounts pushed, ${pushes.retried()} pushes sent again after no reply)`)
+  t.same(pushes.problems, [], `every push was accepted by the mesh (${pushes.latest.size} accounts pushed, ${pushes.retried()} pushes sent again after no reply or a 5xx)`)
+  for (const w of pushes.why) t.comment(`sent again: ${w}`)
   for (const n of fleet.nodes) t.ok((users.servedBy.get(n.name) ?? 0) > 0, `${n.name} served users`)
   await checkEnd(t, fleet, sys, pushes.latest)
   mark('checked')
@@ -386,6 +457,9 @@ t.test('a nats-account-server fleet moves onto the mesh from its store directory
   // through the account server's HTTP API (URL resolver)
   for (const { acc } of tenants) await writeShard(storeDir, acc.id, acc.jwt)
   await writeShard(storeDir, fx.op.systemAccount.id, fx.op.systemAccount.jwt)
+  // and the storage account: URL servers take no preloads, so they fetch MESH from there when the mesh's
+  // resolvers connect as its user
+  await writeShard(storeDir, fx.mesh.id, fx.mesh.jwt)
   const fleet = await startFleet(t, { resolverUrl: await accountServer(t, storeDir) })
   const sys = await connectWith(t, fleet.servers, fleet.fx.sysUser.creds, { reconnect: true })
   await clusterFormed(sys, 3)
@@ -415,7 +489,8 @@ t.test('a nats-account-server fleet moves onto the mesh from its store directory
     const id = /\((A[A-Z2-7]{55})\)/.exec(f)?.[1] ?? '-'
     for (const s of fleet.servers) t.comment(`${s.name}: ${(s.output?.() ?? '').split('\n').filter((l) => l.includes(id) || /ERR|WRN/.test(l)).slice(-8).join('\n')}`)
   }
-  t.same(pushes.problems, [], `every push was accepted by the mesh (${pushes.latest.size} accounts pushed, ${pushes.retried()} pushes sent again after no reply)`)
+  t.same(pushes.problems, [], `every push was accepted by the mesh (${pushes.latest.size} accounts pushed, ${pushes.retried()} pushes sent again after no reply or a 5xx)`)
+  for (const w of pushes.why) t.comment(`sent again: ${w}`)
   await checkEnd(t, fleet, sys, pushes.latest)
   const unknown = (await newAccount(fleet.fx.op, 'NOBODY')).id
   const replies = await gather(sys, subjects.lookup(unknown), '', 1, 1000)

@@ -79,7 +79,10 @@ export async function serviceReady(svc: ServiceProcess, ms = 15_000): Promise<Se
       return svc.logs.some((l) => l.msg === 'service ready')
     },
     { ms, what: `${svc.name} to register` },
-  )
+  ).catch((e: Error) => {
+    // what the service was doing instead: its last log lines
+    throw new Error(`${e.message}; its last output: ${svc.output().slice(-3000)}`)
+  })
   return svc
 }
 
