@@ -198,6 +198,11 @@ t.test('3-node cache cluster: "not found" is final at once; a prune and a push c
   })
 
   await t.test('a prune the way nsc does it (LIST, then DELETE) and the re-broadcasts count no error', async (t) => {
+    // The pushes above are delivered first: a broadcast of PRUNED still on its way when the delete lands would
+    // reach the resolver after it, older than the deletion, and be refused (README, "Reconciliation").
+    for (const a of [kept, pruned]) {
+      await waitFor(() => resolver.logs.some((l) => l.msg === 'change delivered' && l.account === a.id), { ms: 10_000, what: `${a.name} delivered` })
+    }
     const before = await resolverStats(sys)
     const logsBefore = resolver.logs.length
     const lists = (await gather(sys, subjects.claimsList, '', 4, 2000)).map((m) => m.json<{ server: { name: string }; data: string[] }>())

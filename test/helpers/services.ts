@@ -126,7 +126,9 @@ export async function startResolver(
     SYSTEM_ACCOUNT_JWT: fx.sysJwtPath,
     ...env,
   })
-  return Object.assign(await serviceReady(svc), { dataDir })
+  // A jetstream-mode instance registers only once its local view caught up with the stream: allow for that.
+  const readyMs = env.RESOLVER_STORE === 'jetstream' ? 60_000 : 15_000
+  return Object.assign(await serviceReady(svc, readyMs), { dataDir })
 }
 
 export async function startService(
