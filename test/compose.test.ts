@@ -5,6 +5,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { runBootstrap as runBootstrapIn } from './helpers/cli.ts'
 import { parse } from 'yaml'
 import { connect } from '@nats-io/transport-node'
 import { credsAuthenticator } from '@nats-io/nats-core'
@@ -202,19 +203,7 @@ t.test('Dockerfile: multi-stage, production dependencies only, non-root', async 
   }
 })
 
-/** Runs ops/bootstrap-main.ts as the compose `bootstrap` service does, with `env`. */
-async function runBootstrap(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'ops/bootstrap-main.ts'], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  proc.stdout.on('data', (d: Buffer) => (out += d.toString()))
-  proc.stderr.on('data', (d: Buffer) => (out += d.toString()))
-  const [code] = (await once(proc, 'exit')) as [number | null]
-  return { code, out }
-}
+const runBootstrap = (env: Record<string, string>) => runBootstrapIn([], env)
 
 /** Runs a compose healthcheck command (`node` being this node) with the service's environment. */
 async function runHealthcheck(test: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {

@@ -1,8 +1,6 @@
 import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { createAccount, createOperator, type KeyPair } from '@nats-io/nkeys'
 import { encodeAccount, encodeOperator } from '@nats-io/jwt'
@@ -16,16 +14,16 @@ import { connectWith } from './helpers/clients.ts'
 import { credsFile, fixtureOf, makeFixture, tempDir, type Fixture } from './helpers/fixtures.ts'
 import { accountJwt, signClaims } from './helpers/jwts.ts'
 import { collectLikeNatsCli, type MicroStats } from './helpers/micro.ts'
-import { freePort, startCluster, startNatsServer, type NatsServerHandle } from './helpers/nats-server.ts'
+import { freePort, natsServerBinary, startCluster, startNatsServer, type NatsServerHandle } from './helpers/nats-server.ts'
 import { stopProcess } from './helpers/processes.ts'
 import { serviceReady, spawnService, startResolver, startService, type ServiceName } from './helpers/services.ts'
 import { type ClaimReply, clusterFormed, gather, push } from './helpers/sys-requests.ts'
+import { runBootstrap as runBootstrapIn } from './helpers/cli.ts'
 import { waitFor } from './helpers/wait-for.ts'
 
 // What the real nsc and natscli do against the mesh, reproduced as protocol.md describes it, on whichever
 // nats-server is first on PATH (run it with PATH=/var/cache/mesh-tools/nats-server/<version>:$PATH).
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const now = () => Math.floor(Date.now() / 1000)
 const seedText = (kp: KeyPair) => new TextDecoder().decode(kp.getSeed()) + '\n'
 
@@ -78,19 +76,7 @@ async function strictOperator(sysSigningKey = true): Promise<{ op: OperatorIdent
   return { op, sysSk }
 }
 
-/** Runs `npm run bootstrap <dir>` as a child process; resolves with its exit code and output. */
-async function runBootstrap(dir: string, env: Record<string, string> = {}): Promise<{ code: number | null; out: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'ops/bootstrap-main.ts', dir], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  proc.stdout.on('data', (d: Buffer) => (out += d.toString()))
-  proc.stderr.on('data', (d: Buffer) => (out += d.toString()))
-  const [code] = (await once(proc, 'exit')) as [number | null]
-  return { code, out }
-}
+const runBootstrap = (dir: string, env: Record<string, string> = {}) => runBootstrapIn([dir], env)
 
 t.test('unit: what the trust anchor, the resolver config and the bootstrap accept', async (t) => {
   const { op, sysSk } = await strictOperator()
@@ -388,7 +374,7 @@ t.test('bootstrap with nsc\'s identities of an operator that requires signing ke
     t.match(await readFile(conf, 'utf8'), sysJwt, 'the rendered conf preloads the re-signed SYS')
 
     await mkdir(jwtDir, { recursive: true })
-    const proc = spawn('nats-server', ['-c', conf], { stdio: 'ignore' })
+    const proc = spawn(natsServerBinary(), ['-c', conf], { stdio: 'ignore' })
     t.teardown(() => stopProcess(proc))
     const server: NatsServerHandle = { name: 'nats', url: `nats://127.0.0.1:${port}`, port, proc, stop: async () => void (await stopProcess(proc)), jwtDir }
     const sysCreds = await readFile(join(dir, 'sys.creds'), 'utf8')

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -26,4 +27,18 @@ export function runMesh(args: string[], opts: { cwd?: string; env?: Record<strin
     proc.on('error', reject)
     proc.on('close', (code) => resolve({ code, stdout, stderr }))
   })
+}
+
+/** Runs `npm run bootstrap [dir]` (ops/bootstrap-main.ts) as a child process; stdout and stderr together. */
+export async function runBootstrap(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'ops/bootstrap-main.ts', ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()))
+  proc.stderr.on('data', (d: Buffer) => (out += d.toString()))
+  const [code] = (await once(proc, 'exit')) as [number | null]
+  return { code, out }
 }
