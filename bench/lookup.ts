@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/nats-core'
 import { subjects } from '../shared/index.ts'
-import { gather } from '../test/helpers/sys-requests.ts'
+import { gather } from '../test/kit/sys-requests.ts'
 import { connectAs } from './clients.ts'
 import type { BenchFixture, StoredAccounts } from './fixture.ts'
 import { closedLoop } from './load.ts'

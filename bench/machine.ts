@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { promisify } from 'node:util'
-import { serverVersion } from '../test/helpers/nats-server.ts'
+import { serverVersion } from '../test/kit/nats-server.ts'
 
 const exec = promisify(execFile)
 

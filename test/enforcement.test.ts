@@ -11,14 +11,14 @@ import { forbiddenCount, judgeServer } from '../services/notifier/enforcement.ts
 import { asksForPurge, describeAssets } from '../services/resolver/jetstream-usage.ts'
 import { deleteRequest } from '../cli/commands/delete.ts'
 import { enforcementLines, enforcementResult } from '../cli/enforcement-reports.ts'
-import { runMesh } from './helpers/cli.ts'
-import { connectWith } from './helpers/clients.ts'
-import { makeFixture } from './helpers/fixtures.ts'
-import { accountJwt, signClaims } from './helpers/jwts.ts'
-import { startCluster, type NatsServerHandle } from './helpers/nats-server.ts'
-import { startResolver, startService } from './helpers/services.ts'
-import { clusterFormed, gather, push } from './helpers/sys-requests.ts'
-import { waitFor } from './helpers/wait-for.ts'
+import { runMesh } from './kit/cli.ts'
+import { connectWith } from './kit/clients.ts'
+import { makeFixture } from './kit/fixtures.ts'
+import { accountJwt, signClaims } from './kit/jwts.ts'
+import { startCluster, type NatsServerHandle } from './kit/nats-server.ts'
+import { startResolver, startService } from './kit/services.ts'
+import { clusterFormed, gather, push } from './kit/sys-requests.ts'
+import { waitFor } from './kit/wait-for.ts'
 
 const now = () => Math.floor(Date.now() / 1000)
 const seedOf = (kp: KeyPair) => new TextDecoder().decode(kp.getSeed())

@@ -8,13 +8,13 @@ import { lintAccount, subjectsOverlap, type LintRule } from '../cli/lint-rules.t
 import { readManagedPolicy } from '../services/signer/managed-policy.ts'
 import { resignAccount } from '../services/signer/resign.ts'
 import type { SignerConfig } from '../services/signer/config.ts'
-import { runMesh } from './helpers/cli.ts'
-import { connectWith } from './helpers/clients.ts'
-import { makeFixture, type Fixture } from './helpers/fixtures.ts'
-import { accountJwt } from './helpers/jwts.ts'
-import { startNatsServer } from './helpers/nats-server.ts'
-import { startResolver, startService } from './helpers/services.ts'
-import { waitFor } from './helpers/wait-for.ts'
+import { runMesh } from './kit/cli.ts'
+import { connectWith } from './kit/clients.ts'
+import { makeFixture, type Fixture } from './kit/fixtures.ts'
+import { accountJwt } from './kit/jwts.ts'
+import { startNatsServer } from './kit/nats-server.ts'
+import { startResolver, startService } from './kit/services.ts'
+import { waitFor } from './kit/wait-for.ts'
 
 const DAY = 86_400
 const now = () => Math.floor(Date.now() / 1000)

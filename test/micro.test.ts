@@ -2,8 +2,8 @@ import t from 'tap'
 import { hostname } from 'node:os'
 import { healthOnHost, PACK_QUEUE, subjects, VERSION, type HealthReport } from '../shared/index.ts'
 import { newAccount } from '../ops/identities.ts'
-import { connectWith } from './helpers/clients.ts'
-import { makeFixture } from './helpers/fixtures.ts'
+import { connectWith } from './kit/clients.ts'
+import { makeFixture } from './kit/fixtures.ts'
 import {
   askInstance,
   collectLikeNatsCli,
@@ -12,10 +12,10 @@ import {
   type MicroInfo,
   type MicroReply,
   type MicroStats,
-} from './helpers/micro.ts'
-import { startNatsServer } from './helpers/nats-server.ts'
-import { startResolver, startService } from './helpers/services.ts'
-import { push } from './helpers/sys-requests.ts'
+} from './kit/micro.ts'
+import { startNatsServer } from './kit/nats-server.ts'
+import { startResolver, startService } from './kit/services.ts'
+import { push } from './kit/sys-requests.ts'
 
 const SERVICES = ['notifier', 'resolver', 'signer']
 

@@ -2,12 +2,12 @@ import t, { type Test } from 'tap'
 import { headers } from '@nats-io/nats-core'
 import { changeHeaders, SignerHeader, subjects, type DeliveryReport } from '../shared/index.ts'
 import { newAccount, type AccountIdentity } from '../ops/identities.ts'
-import { connectWith } from './helpers/clients.ts'
-import { makeFixture } from './helpers/fixtures.ts'
-import { startNatsServer } from './helpers/nats-server.ts'
-import { startResolver, startService, type ServiceProcess } from './helpers/services.ts'
-import { push } from './helpers/sys-requests.ts'
-import { waitFor } from './helpers/wait-for.ts'
+import { connectWith } from './kit/clients.ts'
+import { makeFixture } from './kit/fixtures.ts'
+import { startNatsServer } from './kit/nats-server.ts'
+import { startResolver, startService, type ServiceProcess } from './kit/services.ts'
+import { push } from './kit/sys-requests.ts'
+import { waitFor } from './kit/wait-for.ts'
 
 const LOOKUPS = 2000
 const PUSHES = 40

@@ -2,10 +2,10 @@ import t from 'tap'
 import { subjects } from '../shared/index.ts'
 import { newAccount, newUser } from '../ops/identities.ts'
 import { AccountStore } from '../services/resolver/account-store.ts'
-import { connectWith } from './helpers/clients.ts'
-import { makeFixture, tempDir } from './helpers/fixtures.ts'
-import { startNatsServer } from './helpers/nats-server.ts'
-import { startResolver, startService } from './helpers/services.ts'
+import { connectWith } from './kit/clients.ts'
+import { makeFixture, tempDir } from './kit/fixtures.ts'
+import { startNatsServer } from './kit/nats-server.ts'
+import { startResolver, startService } from './kit/services.ts'
 
 t.test('a cache-mode server resolves accounts from the resolver', async (t) => {
   const fx = await makeFixture(t)

@@ -4,7 +4,7 @@ import { AppError } from '../shared/index.ts'
 import { decideActivation, decideSave, recreatedSince, stillRemembered, whatToDeliver } from '../services/resolver/store/rules.ts'
 import type { StoredActivation } from '../services/resolver/store/activation-store.ts'
 import type { OutboxEntry } from '../services/resolver/store/types.ts'
-import { signClaims } from './helpers/jwts.ts'
+import { signClaims } from './kit/jwts.ts'
 
 const outcome = (fn: () => unknown): string => {
   try {

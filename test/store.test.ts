@@ -2,9 +2,9 @@ import t from 'tap'
 import { createLogger } from '../shared/index.ts'
 import { JetStreamStore } from '../services/resolver/store/jetstream.ts'
 import { LevelStore } from '../services/resolver/store/level.ts'
-import { makeFixture } from './helpers/fixtures.ts'
+import { makeFixture } from './kit/fixtures.ts'
 import { readFile } from 'node:fs/promises'
-import { startNatsServer, type NatsServerHandle } from './helpers/nats-server.ts'
+import { startNatsServer, type NatsServerHandle } from './kit/nats-server.ts'
 import { storeContract } from './store/contract.ts'
 
 await storeContract(t, 'level', (_t, dir, opts) => LevelStore.open(dir, opts))

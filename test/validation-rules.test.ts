@@ -6,7 +6,7 @@ import { newOperator, UNLIMITED } from '../ops/identities.ts'
 import { validateAccountJwt } from '../services/signer/account-rules.ts'
 import { containedPairs } from '../services/signer/rules/overlap.ts'
 import { isContainedIn } from '../services/signer/rules/subjects.ts'
-import { validationCorpus } from './helpers/validation-corpus.ts'
+import { validationCorpus } from './kit/validation-corpus.ts'
 
 // The signer's rules called directly on the corpus of claims nats-io/jwt and nsc write (its outcomes are
 // nats-server 2.15's; test/validation.test.ts checks them against a real server), then the checks that need

@@ -3,7 +3,7 @@ import { createAccount } from '@nats-io/nkeys'
 import { trustAnchorFrom } from '../shared/index.ts'
 import { newOperator, UNLIMITED } from '../ops/identities.ts'
 import { Servability } from '../services/resolver/servable.ts'
-import { accountJwt } from './helpers/jwts.ts'
+import { accountJwt } from './kit/jwts.ts'
 
 // LOOKUP's judgement of a stored JWT, without a server: what the asking nats-server would refuse is not served.
 

@@ -9,9 +9,9 @@ import { connect } from '@nats-io/transport-node'
 import { credsAuthenticator, type NatsConnection } from '@nats-io/nats-core'
 import { newUser } from '../../ops/identities.ts'
 import { subjects } from '../../shared/index.ts'
-import { accountJwt } from '../helpers/jwts.ts'
-import { freePort } from '../helpers/nats-server.ts'
-import { waitFor } from '../helpers/wait-for.ts'
+import { accountJwt } from '../kit/jwts.ts'
+import { freePort } from '../kit/nats-server.ts'
+import { waitFor } from '../kit/wait-for.ts'
 
 // `npm run test:compose`: docker-compose.yml on a real engine, from a clean clone of the committed tree (so
 // nothing untracked leaks into the build). Needs DOCKER_HOST pointing at an engine with Compose v2, e.g.

@@ -4,9 +4,9 @@ import { createAccount, createOperator } from '@nats-io/nkeys'
 import { AppError } from '../../shared/index.ts'
 import { StoreHash } from '../../services/resolver/store/store-hash.ts'
 import type { DeleteRequest, OutboxEntry, ResolverStore, StoreOptions } from '../../services/resolver/store/types.ts'
-import { accountJwt, signClaims } from '../helpers/jwts.ts'
-import { tempDir } from '../helpers/fixtures.ts'
-import { waitFor } from '../helpers/wait-for.ts'
+import { accountJwt, signClaims } from '../kit/jwts.ts'
+import { tempDir } from '../kit/fixtures.ts'
+import { waitFor } from '../kit/wait-for.ts'
 
 /** Opens an engine on `dir`; opening the same `dir` again reopens what was written there. */
 export type StoreFactory = (t: Test, dir: string, opts: StoreOptions) => Promise<ResolverStore>
