@@ -1,10 +1,11 @@
 import { connect } from '@nats-io/transport-node'
-import { credsAuthenticator, type Authenticator, type NatsConnection } from '@nats-io/nats-core'
-import type { BenchServer } from './servers.ts'
+import type { Authenticator, NatsConnection } from '@nats-io/nats-core'
+import { connectWith } from '../test/kit/clients.ts'
+import type { NatsServerHandle } from '../test/kit/nats-server.ts'
 import type { Scope } from './scope.ts'
 
-/** Connects once, without reconnecting (a refused or dropped client must show as such). */
-export function connectOnce(servers: BenchServer | BenchServer[], authenticator: Authenticator, timeout = 10_000): Promise<NatsConnection> {
+/** Connects once as a user the bench made (signing with OpenSSL), without reconnecting: a refusal shows. */
+export function connectOnce(servers: NatsServerHandle | NatsServerHandle[], authenticator: Authenticator, timeout = 10_000): Promise<NatsConnection> {
   return connect({
     servers: (Array.isArray(servers) ? servers : [servers]).map((s) => s.url),
     authenticator,
@@ -13,9 +14,6 @@ export function connectOnce(servers: BenchServer | BenchServer[], authenticator:
   })
 }
 
-/** Connects with a user's creds; closed with the scope. */
-export async function connectAs(scope: Scope, servers: BenchServer | BenchServer[], creds: string): Promise<NatsConnection> {
-  const nc = await connectOnce(servers, credsAuthenticator(new TextEncoder().encode(creds)))
-  scope.defer(() => (nc.isClosed() ? undefined : nc.close()))
-  return nc
-}
+/** The kit's client: connects with a user's creds, closed with the scope. */
+export const connectAs = (scope: Scope, servers: NatsServerHandle | NatsServerHandle[], creds: string): Promise<NatsConnection> =>
+  connectWith(scope, servers, creds, { timeout: 10_000 })

@@ -1,41 +1,21 @@
 import { createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto'
-import { writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { encode, type KeyPair } from '@nats-io/nkeys'
 import type { Authenticator } from '@nats-io/nats-core'
 import { base32 } from '../shared/base32.ts'
-import { newOperator, newUser, UNLIMITED, type OperatorIdentity, type UserIdentity } from '../ops/identities.ts'
+import { UNLIMITED } from '../ops/identities.ts'
+import { makeFixture, type Fixture } from '../test/kit/fixtures.ts'
 import type { Scope } from './scope.ts'
 
-/** An operator, its system account and a system user, written where servers and services read them. */
-export interface BenchFixture {
-  dir: string
-  op: OperatorIdentity
-  sysUser: UserIdentity
-  operatorJwtPath: string
-  sysJwtPath: string
-  sysCredsPath: string
-  /** The operator signing key as a node:crypto key: signs account JWTs far faster than nacl. */
-  signer: FastSigner
-}
+/**
+ * The test kit's fixture (an operator, its system account and user, the storage account MESH, written where
+ * servers and services read them) and the operator signing key as a node:crypto key, which signs account
+ * JWTs far faster than nacl.
+ */
+export type BenchFixture = Fixture & { signer: FastSigner }
 
 export async function makeBenchFixture(scope: Scope): Promise<BenchFixture> {
-  const dir = await scope.tempDir('fx')
-  const op = await newOperator('BENCH')
-  const sysUser = await newUser(op.systemAccount, 'sys')
-  const fx: BenchFixture = {
-    dir,
-    op,
-    sysUser,
-    operatorJwtPath: join(dir, 'operator.jwt'),
-    sysJwtPath: join(dir, 'sys.jwt'),
-    sysCredsPath: join(dir, 'sys.creds'),
-    signer: FastSigner.fromKeyPair(op.signingKp),
-  }
-  await writeFile(fx.operatorJwtPath, op.jwt)
-  await writeFile(fx.sysJwtPath, op.systemAccount.jwt)
-  await writeFile(fx.sysCredsPath, sysUser.creds, { mode: 0o600 })
-  return fx
+  const fx = await makeFixture(scope)
+  return { ...fx, signer: FastSigner.fromKeyPair(fx.op.signingKp) }
 }
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'

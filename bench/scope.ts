@@ -1,12 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { tempDir } from '../test/kit/fixtures.ts'
+import type { Owner } from '../test/kit/owner.ts'
 
 /**
  * What one benchmark case opened (servers, services, connections, temp dirs), closed in reverse order of
  * opening, like tap's teardowns: a case that fails half-way still leaves nothing running.
  */
-export class Scope {
+export class Scope implements Owner {
   private readonly undo: (() => unknown)[] = []
   private closing: Promise<void> | undefined
 
@@ -15,11 +14,14 @@ export class Scope {
     this.undo.push(fn)
   }
 
+  /** The kit's name for defer: the scope owns what kit functions start, as a tap test does. */
+  teardown(fn: () => unknown): void {
+    this.defer(fn)
+  }
+
   /** A fresh temporary directory, removed when the scope closes. */
-  async tempDir(prefix: string): Promise<string> {
-    const dir = await mkdtemp(join(tmpdir(), `bench-${prefix}-`))
-    this.defer(() => rm(dir, { recursive: true, force: true }))
-    return dir
+  tempDir(prefix: string): Promise<string> {
+    return tempDir(this, `bench-${prefix}`)
   }
 
   close(): Promise<void> {

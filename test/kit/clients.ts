@@ -1,11 +1,11 @@
 import { connect } from '@nats-io/transport-node'
 import { credsAuthenticator, type NatsConnection } from '@nats-io/nats-core'
-import type { Test } from 'tap'
+import type { Owner } from './owner.ts'
 import type { NatsServerHandle } from './nats-server.ts'
 
 /** Connects with a user's creds; closed when the test ends. */
 export async function connectWith(
-  t: Test,
+  t: Owner,
   server: NatsServerHandle | NatsServerHandle[],
   creds: string,
   opts: { reconnect?: boolean; timeout?: number } = {},

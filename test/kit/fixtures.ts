@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Test } from 'tap'
+import type { Owner } from './owner.ts'
 import { newAccount, newOperator, newUser, UNLIMITED, type AccountIdentity, type OperatorIdentity, type UserIdentity } from '../../ops/identities.ts'
 import { STORAGE_PERMISSIONS } from '../../ops/permissions.ts'
 
@@ -18,19 +18,19 @@ export interface Fixture {
   meshCredsPath: string
 }
 
-export async function tempDir(t: Test, prefix: string): Promise<string> {
+export async function tempDir(t: Owner, prefix: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), `${prefix}-`))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   return dir
 }
 
-export async function makeFixture(t: Test, opts: { strict?: boolean } = {}): Promise<Fixture> {
+export async function makeFixture(t: Owner, opts: { strict?: boolean } = {}): Promise<Fixture> {
   const op = await newOperator('TEST', opts)
   return fixtureOf(t, op, await newUser(op.systemAccount, 'sys'))
 }
 
 /** The trust files of an operator built elsewhere (a strict one, say), with its system user and MESH. */
-export async function fixtureOf(t: Test, op: OperatorIdentity, sysUser: UserIdentity): Promise<Fixture> {
+export async function fixtureOf(t: Owner, op: OperatorIdentity, sysUser: UserIdentity): Promise<Fixture> {
   const dir = await tempDir(t, 'mesh-fx')
   const mesh = await newAccount(op, 'MESH', { limits: { ...UNLIMITED, mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 } })
   const fx = {

@@ -1,7 +1,7 @@
-import type { Test } from 'tap'
+import type { Owner } from './owner.ts'
 import type { Fixture } from './fixtures.ts'
 import { tempDir } from './fixtures.ts'
-import { freePort, startNatsServer, type NatsServerHandle } from './nats-server.ts'
+import { clusterRoutes, startNatsServer, type NatsServerHandle } from './nats-server.ts'
 import { startResolver, type ServiceProcess } from './services.ts'
 
 export interface JsCluster {
@@ -11,19 +11,18 @@ export interface JsCluster {
 }
 
 /** A cluster of JetStream-enabled cache-mode servers, the storage account (MESH) preloaded beside SYS. */
-export async function startJsCluster(t: Test, fx: Fixture, size = 3): Promise<JsCluster> {
-  const routePorts = await Promise.all(Array.from({ length: size }, () => freePort()))
-  const routes = routePorts.map((p) => `nats-route://127.0.0.1:${p}`)
-  const storeDirs = await Promise.all(routePorts.map(() => tempDir(t, 'js')))
+export async function startJsCluster(t: Owner, fx: Fixture, size = 3): Promise<JsCluster> {
+  const clusters = await clusterRoutes('mesh-js', size)
+  const storeDirs = await Promise.all(clusters.map(() => tempDir(t, 'js')))
   const start = (i: number, port?: number) =>
     startNatsServer(t, fx, {
       name: `n${i + 1}`,
-      cluster: { name: 'mesh-js', port: routePorts[i]!, routes: routes.filter((_, j) => j !== i) },
+      cluster: clusters[i],
       jetstream: true,
       storeDir: storeDirs[i],
       port,
     })
-  const servers = await Promise.all(routePorts.map((_, i) => start(i)))
+  const servers = await Promise.all(clusters.map((_, i) => start(i)))
   return {
     servers,
     async restart(i) {
@@ -42,7 +41,7 @@ export const jetstreamEnv = (fx: Fixture, replicas = 3): Record<string, string> 
 
 /** A jetstream-mode resolver connected first to `servers[first]`; `dataDir` reuses a local view. */
 export function startJsResolver(
-  t: Test,
+  t: Owner,
   fx: Fixture,
   servers: NatsServerHandle[],
   first: number,

@@ -3,7 +3,7 @@ import { accessSync, constants } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { delimiter, join } from 'node:path'
-import type { Test } from 'tap'
+import type { Owner } from './owner.ts'
 import { renderServerConf, type ServerConfOptions } from '../../ops/server-conf.ts'
 import type { Fixture } from './fixtures.ts'
 import { tempDir } from './fixtures.ts'
@@ -96,13 +96,19 @@ export interface StartOptions {
   jetstream?: boolean
   /** Where JetStream keeps its data: pass the same one to restart a node with its data. */
   storeDir?: string
+  /** The resolver's JWT directory, already filled (a full server holding accounts); default: an empty one. */
+  jwtDir?: string
+  /** Accounts in the config's resolver_preload, beside the system account (and MESH with jetstream). */
+  preload?: Record<string, string>
+  /** How long the server may take to listen (a full server reads its whole JWT directory first). */
+  readyMs?: number
 }
 
 /** Starts a real nats-server in operator mode on a free loopback port; stopped when the test ends. */
-export async function startNatsServer(t: Test, fx: Fixture, opts: StartOptions = {}): Promise<NatsServerHandle> {
+export async function startNatsServer(t: Owner, fx: Fixture, opts: StartOptions = {}): Promise<NatsServerHandle> {
   const dir = await tempDir(t, 'nats')
-  const jwtDir = join(dir, 'jwt')
-  await mkdir(jwtDir)
+  const jwtDir = opts.jwtDir ?? join(dir, 'jwt')
+  await mkdir(jwtDir, { recursive: true })
   const name = opts.name ?? 'n1'
   const conf = join(dir, 'server.conf')
   const rendered = renderServerConf({
@@ -115,7 +121,8 @@ export async function startNatsServer(t: Test, fx: Fixture, opts: StartOptions =
     resolver: opts.resolver === 'full' ? { type: 'full', dir: jwtDir, interval: opts.interval } : { type: 'cache', dir: jwtDir },
     cluster: opts.cluster,
     maxPayload: opts.maxPayload,
-    ...(opts.jetstream ? { jetstream: { dir: opts.storeDir ?? join(dir, 'js') }, preload: { [fx.mesh.id]: fx.mesh.jwt } } : {}),
+    preload: opts.preload,
+    ...(opts.jetstream ? { jetstream: { dir: opts.storeDir ?? join(dir, 'js') }, preload: { ...opts.preload, [fx.mesh.id]: fx.mesh.jwt } } : {}),
   })
   await writeFile(
     conf,
@@ -136,26 +143,31 @@ export async function startNatsServer(t: Test, fx: Fixture, opts: StartOptions =
       if (proc.exitCode !== null) throw new Error(`nats-server exited: ${stderr}`)
       return JSON.parse(await readFile(join(dir, `nats-server_${proc.pid}.ports`), 'utf8')) as { nats: string[] }
     },
-    { ms: 10_000, what: 'nats-server ports file' },
+    { ms: opts.readyMs ?? 10_000, what: `nats-server ${name} ports file`, every: 10 },
   )
   const url = ports.nats[0]!
   return { name, url, port: Number(new URL(url).port), proc, stop, jwtDir, output: () => stderr }
 }
 
+/** The cluster block of each of `size` servers routed to one another (route ports picked now, free). */
+export async function clusterRoutes(name: string, size: number): Promise<NonNullable<ServerConfOptions['cluster']>[]> {
+  const routePorts = await Promise.all(Array.from({ length: size }, () => freePort()))
+  const routes = routePorts.map((p) => `nats-route://127.0.0.1:${p}`)
+  return routePorts.map((port, i) => ({ name, port, routes: routes.filter((_, j) => j !== i) }))
+}
+
 /** Three cache-mode servers routed into one cluster. */
 export async function startCluster(
-  t: Test,
+  t: Owner,
   fx: Fixture,
   size = 3,
   opts: Pick<StartOptions, 'maxPayload' | 'jetstream'> & { fixtureOf?: (i: number) => Fixture } = {},
 ): Promise<NatsServerHandle[]> {
-  const routePorts = await Promise.all(Array.from({ length: size }, () => freePort()))
-  const routes = routePorts.map((p) => `nats-route://127.0.0.1:${p}`)
   return Promise.all(
-    routePorts.map((port, i) =>
+    (await clusterRoutes('mesh-test', size)).map((cluster, i) =>
       startNatsServer(t, opts.fixtureOf?.(i) ?? fx, {
         name: `n${i + 1}`,
-        cluster: { name: 'mesh-test', port, routes: routes.filter((_, j) => j !== i) },
+        cluster,
         maxPayload: opts.maxPayload,
         jetstream: opts.jetstream,
       }),

@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { closeSync, openSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import type { Test } from 'tap'
+import type { Owner } from './owner.ts'
 import { newUser } from '../../ops/identities.ts'
 import { SERVICE_PERMISSIONS } from '../../ops/permissions.ts'
 import type { Fixture } from './fixtures.ts'
@@ -27,13 +28,25 @@ export interface ServiceProcess {
   exited: Promise<number | null>
 }
 
+export interface SpawnOptions {
+  /**
+   * Write the log to this file instead of parsing it: then `logs` stays empty and `output()` reads the file.
+   * The bench does so, for reading the log costs the load generator nothing.
+   */
+  logFile?: string
+  /** Node options before `--import tsx` (the bench's `--cpu-prof`, say). */
+  nodeArgs?: string[]
+}
+
 /** Spawns a service exactly as `npm run start:<name>` does, configured only by `env`. */
-export function spawnService(t: Test, name: ServiceName, env: Record<string, string>): ServiceProcess {
-  const proc = spawn(process.execPath, ['--import', 'tsx', `services/${name}/main.ts`], {
+export function spawnService(t: Owner, name: ServiceName, env: Record<string, string>, opts: SpawnOptions = {}): ServiceProcess {
+  const logFd = opts.logFile === undefined ? undefined : openSync(opts.logFile, 'a')
+  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', `services/${name}/main.ts`], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'debug', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', logFd ?? 'pipe', logFd ?? 'pipe'],
   })
+  if (logFd !== undefined) closeSync(logFd)
   const logs: Record<string, unknown>[] = []
   let raw = ''
   let partial = ''
@@ -57,7 +70,7 @@ export function spawnService(t: Test, name: ServiceName, env: Record<string, str
     name,
     proc,
     logs,
-    output: () => raw,
+    output: () => (opts.logFile === undefined ? raw : readFileSync(opts.logFile, 'utf8')),
     stop: () => stopProcess(proc),
     async kill() {
       if (proc.exitCode === null && proc.signalCode === null) {
@@ -113,7 +126,7 @@ export function serviceCredsPath(fx: Fixture, name: ServiceName): Promise<string
 }
 
 export async function startResolver(
-  t: Test,
+  t: Owner,
   fx: Fixture,
   servers: NatsServerHandle[],
   env: Record<string, string> = {},
@@ -132,7 +145,7 @@ export async function startResolver(
 }
 
 export async function startService(
-  t: Test,
+  t: Owner,
   name: ServiceName,
   fx: Fixture,
   servers: NatsServerHandle[],
