@@ -1,16 +1,17 @@
-import type { Msg, NatsConnection } from '@nats-io/nats-core'
-import { subjects } from '../shared/index.ts'
+import type { NatsConnection } from '@nats-io/nats-core'
 import { connectAs } from './clients.ts'
 import type { BenchFixture, StoredAccounts } from './fixture.ts'
-import { sendAll } from './load.ts'
 import { cpuMeter, diskUsage, memoryOf } from './proc.ts'
-import { withScope } from './scope.ts'
+import { withScope, type Scope } from './scope.ts'
 import { startServer } from './servers.ts'
 import { startService, type BenchService } from './services.ts'
 import { summarize, type Latency } from './stats.ts'
+import { fromResolver, pidsOf, pushAll, startFullCluster, startJsMesh, watchDeliveries, type Store } from './systems.ts'
 
 export interface ImportRun {
   system: 'full' | 'mesh'
+  /** level: one full server against the level mesh; jetstream: three clustered full servers against the R3 mesh. */
+  store?: Store
   round: number
   accounts: number
   seconds: number
@@ -23,98 +24,100 @@ export interface ImportRun {
   deliveredSeconds?: number
   storeDiskBytes: number
   storeApparentBytes: number
-  /** RSS of what holds the store: the full nats-server, or our resolver. */
+  /** RSS of what holds the store: the (first) full nats-server, or the (first) resolver. */
   rssMb: number
   peakRssMb: number
-  /** Mesh: RSS of the signer and notifier, for the whole picture. */
+  /** Mesh: RSS of the other services, for the whole picture. */
   otherRssMb?: Record<string, number>
   /** CPU time per push, in microseconds, per process. */
   cpuUsPerPush: Record<string, number>
 }
 
-interface ClaimReplyShape {
-  server?: { name?: string }
-  data?: { message?: string }
-  error?: unknown
+/** One system ready to take the import, and what to measure on it. */
+interface ImportTarget {
+  nc: NatsConnection
+  /** Every process of the system, named for the CPU meter. */
+  pids: Record<string, number>
+  /** Whose RSS is reported: what holds the store. */
+  holder: number
+  others?: Record<string, number>
+  /** Where the store is on disk (each replica, for a cluster). */
+  storeDirs: string[]
+  /** Which replies complete a push, and how many of them. */
+  from: (r: { server?: { name?: string } }) => boolean
+  replies: number
+  /** Mesh: wait for the notifier's broadcast of every account. */
+  delivers: boolean
 }
 
-/** nsc push -A: every account once on `$SYS.REQ.CLAIMS.UPDATE`, `inFlight` at a time. */
-function push(nc: NatsConnection, accounts: StoredAccounts, inFlight: number, from: (r: ClaimReplyShape) => boolean) {
-  return sendAll(nc, {
-    subject: subjects.claimsUpdate,
-    bodies: accounts.jwts,
-    concurrency: inFlight,
-    judge: (m: Msg) => {
-      const r = m.json<ClaimReplyShape>()
-      if (!from(r)) return 'ignore'
-      return r.error === undefined && /jwt updated/.test(r.data?.message ?? '') ? 'done' : 'error'
-    },
-  })
+/** A fresh full-mode server with an empty JWT directory, or three clustered, take the whole import. */
+async function fullTarget(scope: Scope, fx: BenchFixture, store: Store): Promise<ImportTarget> {
+  const servers = store === 'level' ? [await startServer(scope, fx, { name: 'full1', resolver: 'full' })] : (await startFullCluster(scope, fx)).servers
+  return {
+    nc: await connectAs(scope, servers[0]!, fx.sysUser.creds),
+    pids: pidsOf('server', servers),
+    holder: servers[0]!.pid,
+    storeDirs: servers.map((s) => s.jwtDir),
+    from: () => true,
+    replies: servers.length,
+    delivers: false,
+  }
 }
 
-/** A fresh full-mode nats-server with an empty JWT directory takes the whole import. */
-async function importIntoFull(fx: BenchFixture, accounts: StoredAccounts, inFlight: number, round: number): Promise<ImportRun> {
-  return withScope(async (scope) => {
-    const server = await startServer(scope, fx, { name: 'full1', resolver: 'full' })
-    const nc = await connectAs(scope, server, fx.sysUser.creds)
-    const cpu = await cpuMeter({ server: server.pid, client: process.pid })
-    const r = await push(nc, accounts, inFlight, () => true)
-    const used = await cpu()
-    const mem = await memoryOf(server.pid)
-    const du = await diskUsage(server.jwtDir)
+/** A cache-mode server with the three services (level), or the jetstream deployment: only our resolver's reply counts. */
+async function meshTarget(scope: Scope, fx: BenchFixture, store: Store): Promise<ImportTarget> {
+  const common = { from: fromResolver, replies: 1, delivers: true }
+  if (store === 'jetstream') {
+    const m = await startJsMesh(scope, fx)
     return {
-      system: 'full',
-      round,
-      accounts: accounts.ids.length,
-      seconds: r.seconds,
-      perSecond: accounts.ids.length / r.seconds,
-      latency: summarize(r.latencies),
-      errors: r.errors,
-      timeouts: r.timeouts,
-      firstErrors: r.firstErrors,
-      storeDiskBytes: du.diskBytes,
-      storeApparentBytes: du.apparentBytes,
-      rssMb: mem.rssMb,
-      peakRssMb: mem.peakMb,
-      cpuUsPerPush: perPush(used, accounts.ids.length),
+      ...common,
+      nc: m.nc,
+      pids: m.pids,
+      holder: m.resolvers[0]!.pid,
+      others: { ...Object.fromEntries(m.resolvers.slice(1).map((r, i) => [`resolver${i + 2}`, r.pid])), signer: m.signer.pid, notifier: m.notifier.pid },
+      storeDirs: m.servers.map((s) => s.storeDir!),
     }
-  })
+  }
+  const server = await startServer(scope, fx, { name: 'cache1', resolver: 'cache' })
+  const nc = await connectAs(scope, server, fx.sysUser.creds)
+  const services: Record<string, BenchService> = {}
+  for (const name of ['resolver', 'signer', 'notifier'] as const) services[name] = await startService(scope, fx, nc, name, [server])
+  return {
+    ...common,
+    nc,
+    pids: { server: server.pid, resolver: services.resolver!.pid, signer: services.signer!.pid, notifier: services.notifier!.pid },
+    holder: services.resolver!.pid,
+    others: { signer: services.signer!.pid, notifier: services.notifier!.pid },
+    storeDirs: [services.resolver!.dataDir],
+  }
 }
 
-/** A cache-mode server with the three services: only the resolver's reply counts (it is sent once on disk). */
-async function importIntoMesh(fx: BenchFixture, accounts: StoredAccounts, inFlight: number, round: number): Promise<ImportRun> {
+/** Pushes every account into a fresh system and measures throughput, CPU per process, memory and disk. */
+async function importInto(
+  system: 'full' | 'mesh',
+  store: Store,
+  fx: BenchFixture,
+  accounts: StoredAccounts,
+  inFlight: number,
+  round: number,
+): Promise<ImportRun> {
   return withScope(async (scope) => {
-    const server = await startServer(scope, fx, { name: 'cache1', resolver: 'cache' })
-    const nc = await connectAs(scope, server, fx.sysUser.creds)
-    const services: Record<string, BenchService> = {}
-    for (const name of ['resolver', 'signer', 'notifier'] as const) services[name] = await startService(scope, fx, nc, name, [server])
-    // The notifier's broadcasts, seen from outside: when every account has gone out, servers have it all.
-    const pending = new Set(accounts.ids)
+    const t = system === 'full' ? await fullTarget(scope, fx, store) : await meshTarget(scope, fx, store)
     const start = performance.now()
-    let deliveredAt = 0
-    // Either update subject (the notifier may use the per-account or the legacy one): the id is the token
-    // before CLAIMS.
-    const seen = (_e: unknown, m: Msg) => {
-      const t = m.subject.split('.')
-      if (pending.delete(t[t.length - 3]!) && pending.size === 0) deliveredAt = performance.now()
-    }
-    const watches = [nc.subscribe(subjects.accountUpdate(), { callback: seen }), nc.subscribe(subjects.legacyAccountUpdate(), { callback: seen })]
-    const cpu = await cpuMeter({
-      server: server.pid,
-      resolver: services.resolver!.pid,
-      signer: services.signer!.pid,
-      notifier: services.notifier!.pid,
-      client: process.pid,
-    })
-    const r = await push(nc, accounts, inFlight, (reply) => reply.server?.name === 'resolver')
-    const waitUntil = performance.now() + 60_000
-    while (pending.size > 0 && performance.now() < waitUntil) await new Promise((res) => setTimeout(res, 20))
+    const delivered = watchDeliveries(t.nc, t.delivers ? accounts.ids : [])
+    const cpu = await cpuMeter({ ...t.pids, client: process.pid })
+    const r = await pushAll(t.nc, accounts.jwts, inFlight, t.from, t.replies)
+    const deliveredAt = await delivered.done()
     const used = await cpu()
-    for (const w of watches) w.unsubscribe()
-    const mem = await memoryOf(services.resolver!.pid)
-    const du = await diskUsage(services.resolver!.dataDir)
+    const mem = await memoryOf(t.holder)
+    const du = (await Promise.all(t.storeDirs.map(diskUsage))).reduce((a, b) => ({
+      diskBytes: a.diskBytes + b.diskBytes,
+      apparentBytes: a.apparentBytes + b.apparentBytes,
+    }))
+    const others = t.others && Object.fromEntries(await Promise.all(Object.entries(t.others).map(async ([k, pid]) => [k, (await memoryOf(pid)).rssMb] as const)))
     return {
-      system: 'mesh',
+      system,
+      store,
       round,
       accounts: accounts.ids.length,
       seconds: r.seconds,
@@ -123,37 +126,32 @@ async function importIntoMesh(fx: BenchFixture, accounts: StoredAccounts, inFlig
       errors: r.errors,
       timeouts: r.timeouts,
       firstErrors: r.firstErrors,
-      deliveredSeconds: pending.size === 0 ? (deliveredAt - start) / 1000 : NaN,
+      ...(t.delivers ? { deliveredSeconds: (deliveredAt - start) / 1000 } : {}),
       storeDiskBytes: du.diskBytes,
       storeApparentBytes: du.apparentBytes,
       rssMb: mem.rssMb,
       peakRssMb: mem.peakMb,
-      otherRssMb: {
-        signer: (await memoryOf(services.signer!.pid)).rssMb,
-        notifier: (await memoryOf(services.notifier!.pid)).rssMb,
-      },
-      cpuUsPerPush: perPush(used, accounts.ids.length),
+      ...(others ? { otherRssMb: others } : {}),
+      cpuUsPerPush: Object.fromEntries(Object.entries(used).map(([k, ms]) => [k, (ms * 1000) / accounts.ids.length])),
     }
   })
 }
-
-const perPush = (used: Record<string, number>, n: number) =>
-  Object.fromEntries(Object.entries(used).map(([k, ms]) => [k, (ms * 1000) / n]))
 
 /** Alternates full and mesh over `rounds` fresh environments, swapping which goes first each round. */
 export async function runImports(
   fx: BenchFixture,
   accounts: StoredAccounts,
-  opts: { rounds: number; inFlight: number; log: (s: string) => void },
+  opts: { rounds: number; inFlight: number; store: Store; log: (s: string) => void },
 ): Promise<ImportRun[]> {
   const runs: ImportRun[] = []
   for (let round = 0; round < opts.rounds; round++) {
     const order = round % 2 === 0 ? (['full', 'mesh'] as const) : (['mesh', 'full'] as const)
     for (const system of order) {
-      const run = system === 'full'
-        ? await importIntoFull(fx, accounts, opts.inFlight, round)
-        : await importIntoMesh(fx, accounts, opts.inFlight, round)
-      opts.log(`  round ${round + 1} ${system.padEnd(4)}: ${Math.round(run.perSecond)} pushes/s, p99 ${run.latency.p99.toFixed(1)} ms, ${run.errors} errors`)
+      const run = await importInto(system, opts.store, fx, accounts, opts.inFlight, round)
+      opts.log(
+        `  ${opts.store} round ${round + 1} ${system.padEnd(4)}: ${Math.round(run.perSecond)} pushes/s, p99 ${run.latency.p99.toFixed(1)} ms, ` +
+          `${Math.round(Object.values(run.cpuUsPerPush).reduce((a, b) => a + b, 0))} µs CPU/push, ${run.errors} errors`,
+      )
       if (run.errors > 0) opts.log(`    first errors: ${run.firstErrors.join(' | ')}`)
       runs.push(run)
     }

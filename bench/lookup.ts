@@ -7,16 +7,19 @@ import { closedLoop } from './load.ts'
 import { cpuMeter } from './proc.ts'
 import type { Scope } from './scope.ts'
 import { seedStore } from './seed-store.ts'
-import { startServer, writeJwtDir, type BenchServer } from './servers.ts'
-import { startService, type BenchService } from './services.ts'
+import { pidsOf, type JsComparison } from './systems.ts'
+import { startServer, writeJwtDir } from './servers.ts'
+import { startService } from './services.ts'
 import { median, summarize, type Latency } from './stats.ts'
 
-/** One way of answering LOOKUP: nats-server's full resolver, or a cache-mode server with our resolver. */
+/** One way of answering LOOKUP: nats-server's full resolver, or cache-mode servers with our resolver. */
 export interface LookupSystem {
   name: 'full' | 'mesh'
   nc: NatsConnection
-  server: BenchServer
-  resolver?: BenchService
+  /** The processes whose CPU is measured (beside the client): server(s), resolver instance(s). */
+  pids: Record<string, number>
+  /** How many replies one LOOKUP gets: every server of a full cluster answers it; the first one counts. */
+  responders?: number
 }
 
 export interface LookupCase {
@@ -53,18 +56,31 @@ export async function startLookupSystems(
   if (opts.cacheSize !== undefined) env.RESOLVER_CACHE_SIZE = String(opts.cacheSize)
   const resolver = await startService(scope, fx, meshNc, 'resolver', [cache], env)
   const systems: LookupSystem[] = [
-    { name: 'full', nc: fullNc, server: full },
-    { name: 'mesh', nc: meshNc, server: cache, resolver },
+    { name: 'full', nc: fullNc, pids: { server: full.pid } },
+    { name: 'mesh', nc: meshNc, pids: { server: cache.pid, resolver: resolver.pid } },
   ]
   for (const s of systems) await checkOneResponder(s, accounts.ids[0]!, accounts.jwts[0]!)
   return systems
 }
 
-/** Exactly one reply, and the right JWT: otherwise the measurement would not be what it claims. */
+/**
+ * The jetstream comparison's two ways of answering: three clustered full servers (each answers every LOOKUP;
+ * the client takes the first reply) and a node of the jetstream mesh, whose resolver instances share the
+ * LOOKUPs through their queue group.
+ */
+export function jsLookupSystems(js: JsComparison): LookupSystem[] {
+  return [
+    { name: 'full', nc: js.full.nc, pids: pidsOf('server', js.full.servers), responders: js.full.servers.length },
+    { name: 'mesh', nc: js.mesh.nc, pids: { ...pidsOf('server', js.mesh.servers), ...pidsOf('resolver', js.mesh.resolvers) } },
+  ]
+}
+
+/** As many replies as the system has responders, each the right JWT: else the figures would not be what they claim. */
 export async function checkOneResponder(s: LookupSystem, id: string, jwt: string): Promise<void> {
-  const replies = await gather(s.nc, subjects.lookup(id), '', 5, 300)
-  if (replies.length !== 1 || replies[0]!.string() !== jwt) {
-    throw new Error(`${s.name}: expected exactly one LOOKUP reply with the JWT, got ${replies.length}`)
+  const want = s.responders ?? 1
+  const replies = await gather(s.nc, subjects.lookup(id), '', want + 4, 300)
+  if (replies.length !== want || replies.some((r) => r.string() !== jwt)) {
+    throw new Error(`${s.name}: expected ${want} LOOKUP replies with the JWT, got ${replies.length}`)
   }
 }
 
@@ -92,9 +108,7 @@ export async function runLookups(
       // Alternate which system goes first, so drift in the machine's load does not favour one.
       const order = (round + ci) % 2 === 0 ? systems : [...systems].reverse()
       for (const s of order) {
-        const pids: Record<string, number> = { server: s.server.pid, client: process.pid }
-        if (s.resolver) pids.resolver = s.resolver.pid
-        const cpu = await cpuMeter(pids)
+        const cpu = await cpuMeter({ ...s.pids, client: process.pid })
         const r = await closedLoop(s.nc, {
           subject: pick,
           concurrency,

@@ -91,8 +91,8 @@ export async function runMillion(
   opts.log(`  resolver ready in ${Math.round(meshReady)} ms`)
 
   const systems: LookupSystem[] = [
-    { name: 'full', nc: fullNc, server: full },
-    { name: 'mesh', nc: meshNc, server: cache, resolver },
+    { name: 'full', nc: fullNc, pids: { server: full.pid } },
+    { name: 'mesh', nc: meshNc, pids: { server: cache.pid, resolver: resolver.pid } },
   ]
   for (const s of systems) await checkOneResponder(s, sample!.id, sample!.jwt)
   const lookups = await runLookups(systems, ids, { concurrencies: [1, 16, 64], rounds: opts.rounds, warmupMs: opts.warmupMs, durationMs: opts.durationMs, warm: false, log: opts.log })

@@ -56,9 +56,6 @@ export async function runPushEnforcement(
   const fullServers = await startCluster(scope, fx, { prefix: 'fc', resolvers: ['full', 'full', 'full'] })
   const meshSys = await connectAs(scope, meshServers, fx.sysUser.creds)
   const fullSys = await connectAs(scope, fullServers, fx.sysUser.creds)
-  for (const nc of [meshSys, fullSys]) {
-    await waitFor(async () => (await gather(nc, subjects.serverPing, '', 3, 500)).length === 3, { ms: 15_000, what: 'cluster of 3' })
-  }
   await startService(scope, fx, meshSys, 'resolver', meshServers)
   await startService(scope, fx, meshSys, 'signer', meshServers, await managedSignerEnv(scope, fx))
   await startService(scope, fx, meshSys, 'notifier', meshServers)

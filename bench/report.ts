@@ -12,7 +12,10 @@ export interface Results {
   options: Record<string, unknown>
   seconds?: number
   lookupHot?: LookupCase[]
+  /** The jetstream mode (R3, two resolver instances) against three clustered full servers. */
+  lookupHotJs?: LookupCase[]
   firstConnect?: FirstConnectCase[]
+  firstConnectJs?: FirstConnectCase[]
   pushEnforce?: EnforceCase[]
   bulkImport?: ImportRun[]
   million?: MillionResult
@@ -39,37 +42,15 @@ const us = (cpu: Record<string, number>) =>
 const total = (cpu: Record<string, number>) => Object.values(cpu).reduce((a, b) => a + b, 0)
 const mb = (bytes: number) => bytes / 2 ** 20
 
+const STORE_LABEL = { level: '', jetstream: ', jetstream (R3, 2 resolvers) vs 3 clustered full servers' } as const
+
 function lookupCase(cases: LookupCase[] | undefined, system: 'full' | 'mesh', concurrency: number): LookupCase | undefined {
   return cases?.find((c) => c.system === system && c.concurrency === concurrency)
 }
 
-/** Judges every target the run has figures for. */
-export function evaluateTargets(r: Results): TargetResult[] {
+/** The LOOKUP targets, on one engine's cases. */
+function lookupTargets(r: Results, cases: LookupCase[], label: string): TargetResult[] {
   const out: TargetResult[] = []
-  const imports = r.bulkImport
-  if (imports !== undefined && imports.length > 0) {
-    const full = imports.filter((i) => i.system === 'full')
-    const mesh = imports.filter((i) => i.system === 'mesh')
-    const x = ratio(median(mesh.map((i) => i.perSecond)), median(full.map((i) => i.perSecond)))
-    const cpuFull = median(full.map((i) => total(i.cpuUsPerPush)))
-    const cpuMesh = median(mesh.map((i) => total(i.cpuUsPerPush)))
-    const m = mesh[0]!
-    out.push({
-      target: 'durable push throughput, 32 in flight (nsc push -A of 10k accounts)',
-      measured: x,
-      unit: 'x',
-      goal: '≥ 1.0x',
-      met: x >= 1.0,
-      note:
-        x >= 1.0
-          ? `every acknowledged push synced to disk (group commit); full writes files without fsync`
-          : `${f((1 - x) * 100, 0)}% short. CPU per push: mesh ${Math.round(cpuMesh)} µs (${us(m.cpuUsPerPush)}) vs full ${Math.round(cpuFull)} µs; ` +
-            `on ${r.machine.nproc} shared cores throughput follows total CPU. Each push crosses NATS 6 times (client→resolver, ` +
-            `resolver⇄signer, resolver⇄notifier, notifier→servers) and every server decodes and verifies the JWT once for nsc's ` +
-            `push and again for the notifier's delivery, where a full server does all of it in one process.`,
-    })
-  }
-  const cases = r.lookupHot
   const seqFull = lookupCase(cases, 'full', 1)
   const seqMesh = lookupCase(cases, 'mesh', 1)
   const l64Full = lookupCase(cases, 'full', 64)
@@ -77,7 +58,7 @@ export function evaluateTargets(r: Results): TargetResult[] {
   if (l64Full && l64Mesh) {
     const x = ratio(l64Mesh.rps, l64Full.rps)
     out.push({
-      target: 'LOOKUP throughput, 64 in flight (10k accounts, hot)',
+      target: `LOOKUP throughput, 64 in flight (10k accounts, hot)${label}`,
       measured: x,
       unit: 'x',
       goal: '≥ 1.2x',
@@ -98,7 +79,7 @@ export function evaluateTargets(r: Results): TargetResult[] {
     const hops = `The mesh's answer takes two more loopback hops (server→resolver→server) and a wake-up of another process: ` +
       `about ${f((seqMesh.latency.p50 - seqFull.latency.p50) * 1000, 0)} µs over the full server's ${f(seqFull.latency.p50 * 1000, 0)} µs, a fixed cost no code in the resolver can remove.`
     out.push({
-      target: 'sequential LOOKUP p50 (1 in flight)',
+      target: `sequential LOOKUP p50 (1 in flight)${label}`,
       measured: p50,
       unit: 'x',
       goal: '≤ 1.1x',
@@ -106,7 +87,7 @@ export function evaluateTargets(r: Results): TargetResult[] {
       note: p50 <= 1.1 ? '' : `${f(seqMesh.latency.p50, 3)} vs ${f(seqFull.latency.p50, 3)} ms. ${hops}`,
     })
     out.push({
-      target: 'sequential LOOKUP p99 (1 in flight)',
+      target: `sequential LOOKUP p99 (1 in flight)${label}`,
       measured: p99,
       unit: 'x',
       goal: '≤ 1.5x',
@@ -114,13 +95,48 @@ export function evaluateTargets(r: Results): TargetResult[] {
       note: p99 <= 1.5 ? '' : `${f(seqMesh.latency.p99, 3)} vs ${f(seqFull.latency.p99, 3)} ms. ${hops} At the tail, a third process to be scheduled on 2 busy cores.`,
     })
   }
+  return out
+}
+
+/** Judges every target the run has figures for. */
+export function evaluateTargets(r: Results): TargetResult[] {
+  const out: TargetResult[] = []
+  for (const store of ['level', 'jetstream'] as const) {
+    const imports = r.bulkImport?.filter((i) => (i.store ?? 'level') === store) ?? []
+    if (imports.length === 0) continue
+    const full = imports.filter((i) => i.system === 'full')
+    const mesh = imports.filter((i) => i.system === 'mesh')
+    const x = ratio(median(mesh.map((i) => i.perSecond)), median(full.map((i) => i.perSecond)))
+    const cpuFull = median(full.map((i) => total(i.cpuUsPerPush)))
+    const cpuMesh = median(mesh.map((i) => total(i.cpuUsPerPush)))
+    const m = mesh[0]!
+    const f0 = full[0]!
+    const hops =
+      store === 'level'
+        ? `Each push crosses NATS 6 times (client→resolver, resolver⇄signer, resolver⇄notifier, notifier→servers) and every server decodes and verifies the JWT once for nsc's ` +
+          `push and again for the notifier's delivery, where a full server does all of it in one process.`
+        : `Beside the level path, each push is a JetStream write replicated to 3 nodes, read back by every resolver instance into its local view, ` +
+          `and delivered through the shared durable consumer (a fetch and an ack); the full cluster counts a push when all 3 servers replied.`
+    out.push({
+      target: `durable push throughput, 32 in flight (nsc push -A of 10k accounts)${STORE_LABEL[store]}`,
+      measured: x,
+      unit: 'x',
+      goal: '≥ 1.0x',
+      met: x >= 1.0,
+      note:
+        (x >= 1.0 ? `` : `${f((1 - x) * 100, 0)}% short. `) +
+        `CPU per push: mesh ${Math.round(cpuMesh)} µs (${us(m.cpuUsPerPush)}) vs full ${Math.round(cpuFull)} µs (${us(f0.cpuUsPerPush)}); ` +
+        `on ${r.machine.nproc} shared cores throughput follows total CPU. ${hops}`,
+    })
+  }
+  for (const [store, cases] of [['level', r.lookupHot], ['jetstream', r.lookupHotJs]] as const) if (cases) out.push(...lookupTargets(r, cases, STORE_LABEL[store]))
   const fc = r.firstConnect
   const fcMesh = fc?.find((c) => c.system === 'mesh')
   const fcPeer = fc?.find((c) => c.system === 'full-peer')
   const fcFloor = fc?.find((c) => c.system === 'preload')
+  const added = (c: FirstConnectCase) => c.latency.p50 - (fcFloor?.latency.p50 ?? 0)
   if (fcMesh && fcPeer) {
     const x = ratio(fcMesh.latency.p50, fcPeer.latency.p50)
-    const added = (c: FirstConnectCase) => c.latency.p50 - (fcFloor?.latency.p50 ?? 0)
     out.push({
       target: 'first connect of a not-yet-loaded account, vs a full-resolver peer (p50)',
       measured: x,
@@ -131,6 +147,21 @@ export function evaluateTargets(r: Results): TargetResult[] {
         `p50 ${f(fcMesh.latency.p50)} vs ${f(fcPeer.latency.p50)} ms (preloaded floor ${f(fcFloor?.latency.p50)}); fetching adds ` +
         `${f(added(fcMesh))} vs ${f(added(fcPeer))} ms. p99 ${f(fcMesh.latency.p99)} vs ${f(fcPeer.latency.p99)} ms.` +
         (x <= 1.2 ? '' : ' The account is read from LevelDB (not yet in the resolver\'s cache) and crosses one more process than a route to the full server.'),
+    })
+  }
+  const fcJs = r.firstConnectJs?.find((c) => c.system === 'mesh-js')
+  const fcCluster = r.firstConnectJs?.find((c) => c.system === 'full-cluster')
+  if (fcJs && fcCluster) {
+    const x = ratio(fcJs.latency.p50, fcCluster.latency.p50)
+    out.push({
+      target: 'first connect of a not-yet-loaded account, jetstream node vs a server of a full cluster (p50)',
+      measured: x,
+      unit: 'x',
+      goal: '≤ 1.2x',
+      met: x <= 1.2,
+      note:
+        `p50 ${f(fcJs.latency.p50)} vs ${f(fcCluster.latency.p50)} ms, p99 ${f(fcJs.latency.p99)} vs ${f(fcCluster.latency.p99)} ms. ` +
+        `The full server reads the account from its own directory; the jetstream node asks our resolver, which reads its local view (LevelDB).`,
     })
   }
   const pe = r.pushEnforce
@@ -224,6 +255,15 @@ export function renderMarkdown(r: Results): string {
     L.push('', `Throughput is the median of the rounds; latencies pool every round. Empty or missing replies: ${errors}.`, '')
   }
   if (r.lookupHot) lookupTable('LOOKUP, 10k stored accounts, random ids (hot)', r.lookupHot)
+  if (r.lookupHotJs) {
+    lookupTable('LOOKUP, 10k stored accounts, random ids (hot), jetstream: a node of the R3 mesh vs a server of 3 clustered full servers', r.lookupHotJs)
+    L.push(
+      'Every server of a full cluster answers each LOOKUP; the client takes the first reply, and the CPU column counts all three servers. ' +
+        'On the mesh, the client is on node 1 and the two resolver instances (one connected to node 1, one to node 2) share the LOOKUPs ' +
+        'through their queue group; the CPU column counts the 3 nodes and both instances.',
+      '',
+    )
+  }
   if (r.reconcile) {
     const c = r.reconcile
     L.push(`**One reconciliation pass, ${c.accounts} accounts loaded on each of ${c.servers} cache servers**`, '')
@@ -232,11 +272,18 @@ export function renderMarkdown(r: Results): string {
     L.push(`| ${c.drifted.accounts} accounts older on every server, ${c.drifted.reverted} reverted | ${c.checked} | ${c.drifted.ms} | ${c.drifted.ms} | 1 |`)
     L.push('', `Loading the accounts (one user connect per account per server) took ${f(c.loadSeconds, 1)} s; it is setup, not part of a pass.`, '')
   }
-  if (r.firstConnect) {
+  const firstConnects = [...(r.firstConnect ?? []), ...(r.firstConnectJs ?? [])]
+  if (firstConnects.length > 0) {
     L.push('**First connect of a user whose account the server has not loaded**', '')
     L.push('| how the server learns the account | p50 ms | p90 ms | p99 ms | samples | failed |', '| --- | --- | --- | --- | --- | --- |')
-    const label = { mesh: 'mesh: cache server + resolver', 'full-peer': 'full-resolver peer: cache server routed to a full server', preload: 'preloaded in the config (floor)' }
-    for (const c of r.firstConnect) {
+    const label: Record<FirstConnectCase['system'], string> = {
+      mesh: 'mesh (level): cache server + resolver',
+      'full-peer': 'full-resolver peer: cache server routed to a full server',
+      preload: 'preloaded in the config (floor)',
+      'mesh-js': 'mesh (jetstream): a node of the 3-node cluster + its resolver instance',
+      'full-cluster': 'a server of 3 clustered full servers, holding the account itself',
+    }
+    for (const c of firstConnects) {
       L.push(`| ${label[c.system]} | ${f(c.latency.p50)} | ${f(c.latency.p90)} | ${f(c.latency.p99)} | ${c.latency.n} | ${c.failures} |`)
     }
     L.push('', 'Clients sign the server nonce with OpenSSL (not nacl), so the client adds the same small cost to every system.', '')
@@ -258,22 +305,35 @@ export function renderMarkdown(r: Results): string {
     }
     L.push('', `${r.pushEnforce[0]?.trials} trials per system, 3 users each.`, '')
   }
-  if (r.bulkImport) {
-    L.push('**Bulk import: nsc push -A of 10k accounts, 32 in flight**', '')
+  for (const store of ['level', 'jetstream'] as const) {
+    const runs = r.bulkImport?.filter((i) => (i.store ?? 'level') === store) ?? []
+    if (runs.length === 0) continue
+    L.push(
+      store === 'level'
+        ? '**Bulk import: nsc push -A of 10k accounts, 32 in flight**'
+        : '**Bulk import, jetstream: nsc push -A of 10k accounts, 32 in flight, into the R3 mesh vs 3 clustered full servers**',
+      '',
+    )
     L.push('| system | round | pushes/s | p50 / p99 ms | all delivered s | store on disk MB (apparent) | RSS MB (peak) | CPU µs/push |')
     L.push('| --- | --- | --- | --- | --- | --- | --- | --- |')
-    for (const i of r.bulkImport) {
+    for (const i of runs) {
       L.push(
         `| ${i.system} | ${i.round + 1} | ${Math.round(i.perSecond)} | ${f(i.latency.p50, 1)} / ${f(i.latency.p99, 1)} | ${f(i.deliveredSeconds, 1)} | ` +
           `${f(mb(i.storeDiskBytes), 1)} (${f(mb(i.storeApparentBytes), 1)}) | ${f(i.rssMb, 0)} (${f(i.peakRssMb, 0)}) | ${Math.round(total(i.cpuUsPerPush))} (${us(i.cpuUsPerPush)}) |`,
       )
     }
-    const errors = r.bulkImport.reduce((n, i) => n + i.errors + i.timeouts, 0)
+    const errors = runs.reduce((n, i) => n + i.errors + i.timeouts, 0)
     L.push(
       '',
-      `Full: a full-mode server alone, which writes one file per account (no fsync). Mesh: a cache-mode server with the three services; ` +
-        `a push counts when the resolver's reply arrives, sent only once the JWT, its history entry and its outbox entry are synced. ` +
-        `RSS is the full server's or the resolver's. Refused or unanswered pushes: ${errors}.`,
+      store === 'level'
+        ? `Full: a full-mode server alone, which writes one file per account (no fsync). Mesh: a cache-mode server with the three services; ` +
+            `a push counts when the resolver's reply arrives, sent only once the JWT, its history entry and its outbox entry are synced. ` +
+            `RSS is the full server's or the resolver's. Refused or unanswered pushes: ${errors}.`
+        : `Full: three clustered full-mode servers; a push counts when all three replied (each wrote its file, no fsync). Mesh: three ` +
+            `JetStream nodes (cache mode), the resolver's stream at R3, two resolver instances, one signer and one notifier; the client is on ` +
+            `node 1 and the resolver instances share the pushes (queue group); a push counts when the resolver replies, sent once JetStream acknowledged ` +
+            `the write (stored on a quorum). Disk: the three replicas (full: three directories; mesh: the three nodes' JetStream ` +
+            `directories, without the resolvers' local views). RSS is the first full server's or the first resolver's. Refused or unanswered pushes: ${errors}.`,
       '',
     )
   }
