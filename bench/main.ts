@@ -18,7 +18,7 @@ const SCENARIOS = ['lookup', 'connect', 'enforce', 'import'] as const
 type Scenario = (typeof SCENARIOS)[number]
 
 const USAGE = `npm run bench [-- options]
-  (default)          LOOKUP (10k hot), first connect, push to disconnect, bulk import: a few minutes
+  (default)          LOOKUP (10k hot), first connect, push to disconnect, bulk import, on both engines
   --million          only the 1M-account cases (cold LOOKUP, ready time, RSS, store size); also BENCH_MILLION=1
   --accounts N       accounts for --million (default 1000000) or --reconcile (default 10000)
   --reconcile        only one reconciliation pass over 10k accounts loaded on 3 cache servers (slow setup:
@@ -28,7 +28,8 @@ const USAGE = `npm run bench [-- options]
                      level: one cache server + one resolver on LevelDB, against one full server;
                      jetstream: 3 JetStream nodes, the stream at R3, 2 resolver instances, against 3 clustered
                      full servers (LOOKUP, first connect, bulk import; push to disconnect is level only)
-  --rounds N         alternated rounds per comparison (default 5 for LOOKUP, 3 for import, 2 for --million)
+  --rounds N         alternated rounds per comparison (default: LOOKUP 5 on level, 3 on jetstream; import 3 on
+                     level, 2 on jetstream, whose rounds take longer; 2 for --million)
   --quick            shorter windows, for trying the harness
 Results: bench/results/<default|million|partial>.{json,md}; the Markdown table is printed too.`
 
@@ -64,8 +65,8 @@ const options = {
   reconcile: values.reconcile,
   only: only ?? null,
   stores,
-  lookupRounds: rounds ?? 5,
-  importRounds: rounds ?? 3,
+  lookupRounds: { level: rounds ?? 5, jetstream: rounds ?? 3 },
+  importRounds: { level: rounds ?? 3, jetstream: rounds ?? 2 },
   concurrencies: [1, 16, 64],
   firstConnectSamples: values.quick ? 30 : 200,
   enforceTrials: values.quick ? 15 : 100,
@@ -73,7 +74,7 @@ const options = {
   ...window,
 }
 
-const lookupOptions = { concurrencies: options.concurrencies, rounds: options.lookupRounds, warm: true, log, ...window }
+const lookupOptions = (store: Store) => ({ concurrencies: options.concurrencies, rounds: options.lookupRounds[store], warm: true, log, ...window })
 
 const started = performance.now()
 const results: Results = { machine: await describeMachine(), options }
@@ -87,7 +88,7 @@ await withScope(async (scope) => {
     log('LOOKUP, 10k accounts (hot), level')
     await withScope(async (s) => {
       const systems = await startLookupSystems(s, fx, accounts!, log)
-      results.lookupHot = await runLookups(systems, accounts!.ids, lookupOptions)
+      results.lookupHot = await runLookups(systems, accounts!.ids, lookupOptions('level'))
     })
   }
   if (onLevel && wanted('connect')) {
@@ -107,7 +108,7 @@ await withScope(async (scope) => {
         const systems = jsLookupSystems(js)
         for (const sys of systems) await checkOneResponder(sys, accounts!.ids[0]!, accounts!.jwts[0]!)
         log('LOOKUP, 10k accounts (hot), jetstream')
-        results.lookupHotJs = await runLookups(systems, accounts!.ids, lookupOptions)
+        results.lookupHotJs = await runLookups(systems, accounts!.ids, lookupOptions('jetstream'))
       }
       if (wanted('connect')) {
         log('first connect of an account the server has not loaded, jetstream')
@@ -119,7 +120,7 @@ await withScope(async (scope) => {
     results.bulkImport = []
     for (const store of stores) {
       log(`bulk import of 10k accounts, ${options.importInFlight} in flight, ${store}`)
-      results.bulkImport.push(...(await runImports(fx, accounts!, { rounds: options.importRounds, inFlight: options.importInFlight, store, log })))
+      results.bulkImport.push(...(await runImports(fx, accounts!, { rounds: options.importRounds[store], inFlight: options.importInFlight, store, log })))
     }
   }
   if (values.reconcile) {
