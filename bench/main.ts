@@ -30,8 +30,9 @@ const USAGE = `npm run bench [-- options]
                      full servers (LOOKUP, first connect, bulk import; push to disconnect is level only)
   --rounds N         alternated rounds per comparison (default: LOOKUP 5 on level, 3 on jetstream; import 3 on
                      level, 2 on jetstream, whose rounds take longer; 2 for --million)
-  --quick            shorter windows, for trying the harness
-Results: bench/results/<default|million|partial>.{json,md}; the Markdown table is printed too.`
+  --quick            shorter windows and fewer rounds (LOOKUP 2, import 1), for trying the harness
+Results: bench/results/<default|million|reconcile|partial>.{json,md} (partial: --only, --store or --quick);
+the Markdown table is printed too.`
 
 const { values } = parseArgs({
   options: {
@@ -65,8 +66,8 @@ const options = {
   reconcile: values.reconcile,
   only: only ?? null,
   stores,
-  lookupRounds: { level: rounds ?? 5, jetstream: rounds ?? 3 },
-  importRounds: { level: rounds ?? 3, jetstream: rounds ?? 2 },
+  lookupRounds: { level: rounds ?? (values.quick ? 2 : 5), jetstream: rounds ?? (values.quick ? 2 : 3) },
+  importRounds: { level: rounds ?? (values.quick ? 1 : 3), jetstream: rounds ?? (values.quick ? 1 : 2) },
   concurrencies: [1, 16, 64],
   firstConnectSamples: values.quick ? 30 : 200,
   enforceTrials: values.quick ? 15 : 100,
@@ -138,7 +139,8 @@ await withScope(async (scope) => {
 results.machine.loadEnd = loadavg()[0]
 results.seconds = (performance.now() - started) / 1000
 results.targets = evaluateTargets(results)
-const name = values.million ? 'million' : values.reconcile ? 'reconcile' : only === undefined ? 'default' : 'partial'
+// a --quick or narrowed run does not replace the default run's figures
+const name = values.million ? 'million' : values.reconcile ? 'reconcile' : only === undefined && !values.quick && values.store === 'both' ? 'default' : 'partial'
 const dir = join(import.meta.dirname, 'results')
 await mkdir(dir, { recursive: true })
 const md = renderMarkdown(results)

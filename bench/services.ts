@@ -79,7 +79,7 @@ export async function startService(
   return serviceReady(nc, fx, await spawnService(scope, fx, name, servers, env))
 }
 
-/** A resolver in jetstream mode (R3), connected first to `servers[first]`. */
+/** A resolver in jetstream mode (R3), `servers[first]` first in its NATS_URL (the client library may shuffle them). */
 export function startJsResolver(scope: Scope, fx: BenchFixture, nc: NatsConnection, servers: BenchServer[], first: number): Promise<BenchService> {
   const at = [servers[first]!, ...servers.filter((_, j) => j !== first)]
   return startService(scope, fx, nc, 'resolver', at, jetstreamEnv(fx, servers.length))

@@ -51,7 +51,7 @@ export interface JsMesh {
 
 /**
  * The jetstream deployment: three JetStream nodes, the resolver's stream at R3, JS_RESOLVERS resolver
- * instances (the first connected first to node 1, the next to node 2), one signer and one notifier.
+ * instances, one signer and one notifier.
  */
 export async function startJsMesh(scope: Scope, fx: BenchFixture): Promise<JsMesh> {
   const servers = await startCluster(scope, fx, { prefix: 'js', resolvers: ['cache', 'cache', 'cache'], jetstream: true })
