@@ -339,7 +339,7 @@ export function renderMarkdown(r: Results): string {
   if (r.million) {
     const x = r.million
     L.push(`**${x.accounts.toLocaleString('en')} accounts**`, '')
-    L.push(`Stores built directly (full: \`<id>.jwt\` files; mesh: LevelDB through \`services/resolver/account-store.ts\`, ${f(x.seedSeconds, 0)} s) rather than pushed.`, '')
+    L.push(`Stores built directly (full: \`<id>.jwt\` files; mesh: LevelDB through \`services/resolver/store/level.ts\`, ${f(x.seedSeconds, 0)} s) rather than pushed.`, '')
     L.push('| | full server | resolver |', '| --- | --- | --- |')
     L.push(`| ready: spawn to first answered LOOKUP | ${f(x.full.readyMs / 1000)} s | ${f(x.mesh.readyMs / 1000)} s |`)
     L.push(`| RSS after start | ${f(x.full.rssReadyMb, 0)} MB | ${f(x.mesh.rssReadyMb, 0)} MB |`)
