@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises'
 import t, { type Test } from 'tap'
 import { createAccount, type KeyPair } from '@nats-io/nkeys'
 import { jetstreamManager } from '@nats-io/jetstream'
@@ -7,11 +8,11 @@ import { newUser, UNLIMITED } from '../ops/identities.ts'
 import { DELIVERY_CONSUMER, STREAM } from '../services/resolver/store/jetstream-stream.ts'
 import { connectWith } from './kit/clients.ts'
 import { makeFixture, tempDir, type Fixture } from './kit/fixtures.ts'
-import { startJsCluster, startJsResolver } from './kit/jetstream.ts'
+import { jetstreamEnv, startJsCluster, startJsResolver } from './kit/jetstream.ts'
 import { accountJwt, signClaims } from './kit/jwts.ts'
-import type { NatsServerHandle } from './kit/nats-server.ts'
-import { startService, type ServiceProcess } from './kit/services.ts'
-import { backupToDir, restoreFromDir } from './kit/stream-backup.ts'
+import { startNatsServer, type NatsServerHandle } from './kit/nats-server.ts'
+import { baseEnv, serviceCredsPath, spawnService, startService, type ServiceProcess } from './kit/services.ts'
+import { backupToDir, restoreFromDir, restoreStream, snapshotStream } from './kit/stream-backup.ts'
 import { clusterFormed, gather, push } from './kit/sys-requests.ts'
 import { waitFor } from './kit/wait-for.ts'
 
@@ -174,4 +175,86 @@ t.test('backup of the stream, restore onto a fresh cluster: new instances serve 
     t.same(h.slice(0, -1), want.histories.get(id!), 'the history before the restore is kept')
     t.ok(h.at(-1)!.seq > before.state.last_seq, 'the new version follows the restored sequences')
   })
+})
+
+/** One JetStream server, one replica: enough for what the local views do with a restored stream. */
+async function singleNode(t: Test) {
+  const fx = await makeFixture(t)
+  const ns = await startNatsServer(t, fx, { jetstream: true })
+  const sys = await connectWith(t, ns, fx.sysUser.creds)
+  await startService(t, 'signer', fx, [ns])
+  const admin = await connectWith(t, ns, (await newUser(fx.mesh, 'backup')).creds)
+  const resolver = (dataDir?: string) => startJsResolver(t, fx, [ns], 0, { RESOLVER_JS_REPLICAS: '1', ...(dataDir ? { RESOLVER_DATA_DIR: dataDir } : {}) })
+  /** Spawned without waiting for it to register: for instances expected to refuse to start. */
+  const resolverProcess = async (dataDir: string) =>
+    spawnService(t, 'resolver', { ...baseEnv(fx, [ns]), NATS_CREDS: await serviceCredsPath(fx, 'resolver'), SYSTEM_ACCOUNT_JWT: fx.sysJwtPath, RESOLVER_DATA_DIR: dataDir, ...jetstreamEnv(fx, 1) })
+  const pushNew = async (t: Test, n: number) => {
+    const out = new Map<string, string>()
+    for (let i = 0; i < n; i++) {
+      const id = createAccount().getPublicKey()
+      const jwt = accountJwt(fx.op.signingKp, id, {}, { iat: now() })
+      await pushed(t, sys, jwt, 1)
+      out.set(id, jwt)
+    }
+    return out
+  }
+  return { fx, ns, sys, admin, resolver, resolverProcess, pushNew, jsm: await jetstreamManager(admin) }
+}
+
+t.test('the storage user can back up but not restore; a user of MESH without its limits can', async (t) => {
+  const { fx, ns, admin, resolver, pushNew, jsm } = await singleNode(t)
+  const r = await resolver()
+  await pushNew(t, 3)
+  const storage = await connectWith(t, ns, await readFile(fx.meshCredsPath, 'utf8'))
+  const backup = await snapshotStream(storage, STREAM)
+  t.equal(backup.meta.state.last_seq, (await jsm.streams.info(STREAM)).state.last_seq, 'the storage user can snapshot the stream')
+  await r.stop()
+  await jsm.streams.delete(STREAM)
+  await t.rejects(restoreStream(storage, backup), /Permissions Violation for Publish to "\$JS\.SNAPSHOT\.RESTORE\.MESH_RESOLVER/, 'the storage user may not send restore data')
+  t.equal((await restoreStream(admin, backup)).state.last_seq, backup.meta.state.last_seq, 'a MESH user without those limits restores')
+})
+
+t.test('an instance whose local view is newer than the restored stream refuses to start, even after new writes', async (t) => {
+  const { sys, admin, jsm, resolver, resolverProcess, pushNew } = await singleNode(t)
+  const old = await resolver()
+  const kept = await pushNew(t, 3)
+  const backup = await snapshotStream(admin, STREAM)
+  const lost = await pushNew(t, 3) // acknowledged after the backup: lost with the stream
+  t.equal(await old.stop(), 0)
+  await jsm.streams.delete(STREAM)
+  await restoreStream(admin, backup)
+
+  const refusal = async (what: string) => {
+    const svc = await resolverProcess(old.dataDir)
+    const exited = await Promise.race([svc.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 30_000).unref())])
+    t.equal(exited, 2, `${what}: exit code 2`)
+    await svc.kill()
+    const fatal = svc.logs.filter((l) => l.level === 60).map((l) => String(l.msg))
+    t.match(fatal, [/RESOLVER_DATA_DIR: .*start with an empty RESOLVER_DATA_DIR/], `${what}: ${fatal[0]}`)
+  }
+  await refusal('the view has applied more than the stream holds')
+
+  // A fresh instance rebuilds its view from the restored stream and takes writes, which reuse the lost
+  // sequences: the old view's last sequence exists again, but means another message.
+  const fresh = await resolver()
+  const after = await pushNew(t, lost.size + 2)
+  for (const [id, jwt] of kept) t.equal(await lookup(sys, id), jwt, 'kept by the backup: served')
+  for (const id of lost.keys()) t.equal(await lookup(sys, id), '', 'pushed after the backup: gone with the stream, not served')
+  for (const [id, jwt] of after) t.equal(await lookup(sys, id), jwt, 'pushed after the restore: served')
+  t.equal(await fresh.stop(), 0)
+  await refusal('the stream has grown past the view again, with other messages')
+})
+
+t.test('the stream lost while instances run: lookups answer from the local views, writes fail with 503', async (t) => {
+  const { fx, sys, jsm, resolver, pushNew } = await singleNode(t)
+  await resolver()
+  const stored = await pushNew(t, 3)
+  await jsm.streams.delete(STREAM)
+  for (const [id, jwt] of stored) t.equal(await lookup(sys, id), jwt, 'still served from the local view')
+  const id = createAccount().getPublicKey()
+  const started = Date.now()
+  const r = await push(sys, subjects.claimsUpdate, accountJwt(fx.op.signingKp, id, {}, { iat: now() }), 1)
+  t.equal(r.ours.error?.code, 503, `a push is refused: ${r.ours.error?.description}`)
+  t.ok(Date.now() - started < 5000, 'within seconds')
+  t.equal(await lookup(sys, id), '', 'and not served')
 })
