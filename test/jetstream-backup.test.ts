@@ -208,6 +208,7 @@ t.test('the storage user can back up but not restore; a user of MESH without its
   const storage = await connectWith(t, ns, await readFile(fx.meshCredsPath, 'utf8'))
   const backup = await snapshotStream(storage, STREAM)
   t.equal(backup.meta.state.last_seq, (await jsm.streams.info(STREAM)).state.last_seq, 'the storage user can snapshot the stream')
+  await t.rejects(restoreStream(admin, backup), /already in use|exists/i, 'no restore over an existing stream')
   await r.stop()
   await jsm.streams.delete(STREAM)
   await t.rejects(restoreStream(storage, backup), /Permissions Violation for Publish to "\$JS\.SNAPSHOT\.RESTORE\.MESH_RESOLVER/, 'the storage user may not send restore data')
