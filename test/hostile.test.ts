@@ -11,7 +11,7 @@ import { connectWith } from './kit/clients.ts'
 import { makeFixture } from './kit/fixtures.ts'
 import { accountJwt, signClaims } from './kit/jwts.ts'
 import { allEndpoints, concreteSubject, type EndpointInfo } from './kit/service-endpoints.ts'
-import { startCluster } from './kit/nats-server.ts'
+import { hostileStore } from './kit/hostile-store.ts'
 import { startResolver, startService, type ServiceProcess } from './kit/services.ts'
 import { push } from './kit/sys-requests.ts'
 
@@ -162,13 +162,14 @@ function outcome(reply: Msg): string {
 
 t.test('hostile input on every endpoint: always a reply, never a crash, the store unchanged', async (t) => {
   const fx = await makeFixture(t)
-  const servers = await startCluster(t, fx, 1, { maxPayload: 4 * 1024 * 1024 })
+  const store = hostileStore() // level, or jetstream from test/hostile-jetstream.test.ts
+  const servers = await store.startServers(t, fx, { maxPayload: 4 * 1024 * 1024 })
   const sys = await connectWith(t, servers, fx.sysUser.creds)
   const seedFile = join(fx.dir, 'signing.nk')
   await writeFile(seedFile, new TextDecoder().decode(fx.op.signingKp.getSeed()), { mode: 0o600 })
   // Managed mode: self-signed claims reach the signer's re-signing code, the widest surface.
   const services: ServiceProcess[] = [
-    await startResolver(t, fx, servers),
+    await startResolver(t, fx, servers, store.resolverEnv(fx)),
     await startService(t, 'signer', fx, servers, { SIGNER_SEED_FILE: seedFile }),
     await startService(t, 'notifier', fx, servers),
   ]
@@ -178,6 +179,7 @@ t.test('hostile input on every endpoint: always a reply, never a crash, the stor
   const SYS = fx.op.systemAccount.id
   const knownJwt = accountJwt(fx.op.signingKp, K, {}, { iat: now() - 10, name: 'KNOWN' })
   t.equal((await push(sys, subjects.claimsUpdate, knownJwt, 1)).ours.data?.code, 200, 'the known account is stored')
+  await store.baseline(t, fx, servers)
   const known: Known = {
     served: new Map([
       [K, knownJwt],
@@ -477,6 +479,7 @@ t.test('hostile input on every endpoint: always a reply, never a crash, the stor
       t.same(await listIds(), [...new Set([...listBefore, ...known.created])].sort(), 'LIST holds what it held, plus managed accounts the random pushes created')
     }
     t.comment(`${known.created.size} managed accounts created by random self-signed pushes`)
+    await store.unchanged(t, known.created)
   })
 })
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { setTimeout as delay } from 'node:timers/promises'
-import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream'
+import { DeliverPolicy, JetStreamApiError, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream'
 import { peekClaims, type Logger } from '../../../shared/index.ts'
 import type { StoredActivation } from './activation-store.ts'
 import { Header, STREAM } from './jetstream-stream.ts'
@@ -9,6 +9,8 @@ import { stampOf } from './rules.ts'
 import { LocalTables } from './tables.ts'
 
 const APPLIED_KEY = 'js-applied'
+/** What the last applied message was, so a restart can tell the stream still has it at that sequence. */
+const APPLIED_MARK_KEY = 'js-applied-mark'
 const WATCHDOG_MS = 2000
 
 /**
@@ -18,6 +20,8 @@ const WATCHDOG_MS = 2000
  */
 export class StreamView {
   applied = 0
+  /** markOf(the message at `applied`), '' for a view written before marks were kept. */
+  appliedMark = ''
   private waiters: { seq: number; wake: () => void }[] = []
   private messages: ConsumerMessages | undefined
   private running: Promise<void> | undefined
@@ -33,6 +37,25 @@ export class StreamView {
 
   async load(): Promise<void> {
     this.applied = Number((await this.tables.rdb.meta.get(APPLIED_KEY)) ?? 0)
+    this.appliedMark = (await this.tables.rdb.meta.get(APPLIED_MARK_KEY)) ?? ''
+  }
+
+  /**
+   * False when the stream holds another message at the view's last applied sequence: it was restored from an
+   * older backup (or recreated) and written again since, so its sequences no longer mean what the view applied.
+   * A sequence past the end, or gone to a limit, cannot be compared here and counts as the same.
+   */
+  async sameStream(jsm: JetStreamManager): Promise<boolean> {
+    if (this.applied === 0 || this.appliedMark === '') return true
+    try {
+      const m = await jsm.streams.getMessage(STREAM, { seq: this.applied })
+      return m === null || markOf(m.subject, m.header?.get(Header.at) ?? '', m.data) === this.appliedMark
+    } catch (e) {
+      if (e instanceof JetStreamApiError && e.code === NO_MESSAGE) return true
+      // the stream answered its info a moment ago: a failure here is not a reason to refuse to start
+      this.log.warn({ err: { message: (e as Error).message }, applied: this.applied }, 'could not compare the local view with the stream; resuming')
+      return true
+    }
   }
 
   /**
@@ -119,12 +142,29 @@ export class StreamView {
     else if (kind === 'actv') extra.push(t.activations.putOp(m.json<StoredActivation>()))
     // restores are for delivery only; anything else is not ours: its sequence still counts as applied
     plan.ops.push(...extra)
-    await t.commit(plan, [{ type: 'put', sublevel: t.rdb.meta, key: APPLIED_KEY, value: String(m.seq) }], { sync: false })
+    const mark = markOf(m.subject, m.headers?.get(Header.at) ?? '', m.data)
+    await t.commit(
+      plan,
+      [
+        { type: 'put', sublevel: t.rdb.meta, key: APPLIED_KEY, value: String(m.seq) },
+        { type: 'put', sublevel: t.rdb.meta, key: APPLIED_MARK_KEY, value: mark },
+      ],
+      { sync: false },
+    )
     this.applied = m.seq
+    this.appliedMark = mark
     const ready = this.waiters.filter((w) => w.seq <= m.seq)
     if (ready.length > 0) {
       this.waiters = this.waiters.filter((w) => w.seq > m.seq)
       for (const w of ready) w.wake()
     }
   }
+}
+
+/** 10037: no message found (at that sequence). */
+const NO_MESSAGE = 10037
+
+/** A digest of what makes a message this message: its subject, when it was written, its body. */
+function markOf(subject: string, at: string, data: Uint8Array): string {
+  return createHash('sha256').update(subject).update('\0').update(at).update('\0').update(data).digest('base64url')
 }

@@ -85,11 +85,13 @@ export class JetStreamStore implements ResolverStore {
       this.log.warn({ err: { message: (e as Error).message } }, 'stream unavailable: answering from the local view as it is')
       return false
     }
-    if (last < this.view.applied) {
-      // a view of another stream (this one was recreated or restored): its sequences mean nothing here
+    // A view of another stream (this one was recreated, or restored from an older backup): its sequences mean
+    // nothing here, even once the stream has grown past them again.
+    const other = last < this.view.applied ? `the stream ends at ${last}` : (await this.view.sameStream(this.storage.jsm)) ? undefined : 'the stream holds another message there'
+    if (other !== undefined) {
       await this.close()
       throw errors.config([
-        `RESOLVER_DATA_DIR: the local view has applied up to ${this.view.applied} but the stream ends at ${last} (recreated or restored?); start with an empty RESOLVER_DATA_DIR`,
+        `RESOLVER_DATA_DIR: the local view has applied up to ${this.view.applied} but ${other} (recreated or restored?); start with an empty RESOLVER_DATA_DIR`,
       ])
     }
     return this.view.caughtUp(last, ms)
