@@ -44,7 +44,7 @@ function run(cmd: string, args: string[], opts: { cwd?: string; env?: Record<str
 
 const decode = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { iss: string; sub: string }
 
-t.test('docker compose from a clean clone: up, push, connect, re-sign, delete, restart, to ha (JetStream, migrate-store), down', async (t) => {
+t.test('docker compose from a clean clone: up, push, connect, re-sign, delete, restart, to ha (JetStream, migrate-store), down, ha from nothing', async (t) => {
   const suite = t
   const engine = await run('docker', ['compose', 'version'])
   if (engine.code !== 0) {
@@ -303,6 +303,24 @@ t.test('docker compose from a clean clone: up, push, connect, re-sign, delete, r
     for (const kind of ['ps -a', 'volume ls', 'network ls']) {
       const r = await run('docker', [...kind.split(' '), '-q', '--filter', label])
       t.equal(r.out.trim(), '', `no ${kind.split(' ')[0]} left`)
+    }
+  })
+
+  await t.test('from nothing: --profile ha up --wait, a push served through every node', async (t) => {
+    const up = await compose(['--profile', 'ha', 'up', '-d', '--wait', '--wait-timeout', '240'])
+    t.equal(up.code, 0, `--profile ha up from nothing in ${Math.round(up.ms / 1000)} s${up.code === 0 ? '' : `: ${up.out.slice(-2000)}`}`)
+    t.equal((await health(['--profile', 'ha'])).filter((s) => s.includes('running healthy')).length, 9, 'nine services healthy')
+    const storeEnv = await compose(['exec', '-T', 'resolver', 'cat', '/etc/nats-mesh/resolver.env'], ha)
+    t.match(storeEnv.out, /^RESOLVER_STORE=jetstream$/m, 'the resolver runs the jetstream store')
+    const jsz = await compose(['exec', '-T', 'nats', 'wget', '-q', '-O', '-', 'http://127.0.0.1:8222/jsz?accounts=true&streams=true'], ha)
+    const streams = (JSON.parse(jsz.out) as { account_details?: { stream_detail?: { name: string; cluster?: { leader?: string; replicas?: unknown[] } }[] }[] }).account_details?.flatMap((a) => a.stream_detail ?? []) ?? []
+    const placed = streams.find((x) => x.name === 'MESH_RESOLVER')?.cluster
+    t.ok(placed?.leader !== undefined && placed.replicas?.length === 2, `MESH_RESOLVER placed on three nodes (leader ${placed?.leader})`)
+    const push = await compose(['exec', '-T', 'resolver-2', 'mesh', '--creds', '/mesh/sys.creds', 'push', '/mesh/demo.jwt'], ha)
+    t.equal(push.code, 0, `DEMO pushed from resolver-2's container: ${push.out.trim().split('\n').at(-1)}`)
+    for (const node of nodes) {
+      const r = await connectsThrough(node, '/mesh/demo.creds')
+      t.equal(r.out.trim(), 'echo ok', `the demo user connects through ${node}${r.code === 0 ? '' : `: ${r.out.slice(0, 300)}`}`)
     }
   })
 })
