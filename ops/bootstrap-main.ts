@@ -66,6 +66,9 @@ async function render(s: Settings, paths: BootstrapPaths): Promise<void> {
   }
   const sys = await readSystemAccount(paths)
   const storage = await readStorageAccount(paths)
+  if (s.routes !== undefined && storage === undefined) {
+    throw new Error(`${paths.meshJwt} is missing (and no operator signing key to create it): the jetstream store needs the storage account`)
+  }
   await mkdir(dirname(s.serverConf), { recursive: true })
   await writeFile(
     s.serverConf,
@@ -87,7 +90,6 @@ async function render(s: Settings, paths: BootstrapPaths): Promise<void> {
   const mode = s.routes === undefined ? 'cache resolver' : `cache resolver, JetStream cluster of ${s.routes.length} nodes`
   process.stdout.write(`wrote ${s.serverConf}: operator mode, ${mode}, system account ${sys.id}\n`)
   if (s.resolverEnv === undefined) return
-  if (s.routes !== undefined && storage === undefined) throw new Error(`${paths.meshJwt} is missing: the jetstream store needs the storage account`)
   await writeFile(s.resolverEnv, resolverEnv(s, paths))
   process.stdout.write(`wrote ${s.resolverEnv}: resolver store ${s.routes === undefined ? 'level' : 'jetstream'}\n`)
 }
