@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
@@ -380,6 +380,16 @@ t.test('bootstrap-ha: a JetStream cluster conf and the jetstream store, which a 
   t.match(again.out, /kept .*start it with --profile ha/, 'a plain run keeps the cluster rendering and says so')
   t.equal(await readFile(ha.BOOTSTRAP_SERVER_CONF!, 'utf8'), conf, 'the conf unchanged')
   t.equal(sourceEnv(await readFile(ha.BOOTSTRAP_RESOLVER_ENV!, 'utf8'), {}).RESOLVER_STORE, 'jetstream', 'the store unchanged')
+
+  // Own identities without the storage account nor the key to create it: nothing rendered, one line.
+  await rm(paths.meshJwt)
+  await rm(paths.signingSeed)
+  await writeFile(plain.BOOTSTRAP_RESOLVER_ENV!, 'RESOLVER_STORE=level\n')
+  const noStorage = await runBootstrap(ha)
+  t.equal(noStorage.code, 1)
+  t.match(noStorage.out, /^bootstrap failed: .*mesh\.jwt is missing/m, noStorage.out.trim())
+  t.equal(await readFile(ha.BOOTSTRAP_SERVER_CONF!, 'utf8'), conf, 'the conf untouched')
+  t.equal(await readFile(ha.BOOTSTRAP_RESOLVER_ENV!, 'utf8'), 'RESOLVER_STORE=level\n', 'the store settings untouched')
 
   const two = await runBootstrap({ ...ha, BOOTSTRAP_CLUSTER_ROUTES: 'nats://a:6222,nats://b:6222' })
   t.equal(two.code, 2, 'fewer than three nodes is a configuration error')

@@ -312,7 +312,8 @@ t.test('docker compose from a clean clone: up, push, connect, re-sign, delete, r
     await nc.close()
     const down = await compose(['down', '-v'], ha)
     t.equal(down.code, 0, down.out.slice(-1000))
-    t.ok(down.ms < 15_000, `down -v took ${Math.round(down.ms / 100) / 10} s`)
+    // Under the 30 s stop grace period: no service waited it out (each drained and exited on SIGTERM).
+    t.ok(down.ms < 30_000, `down -v took ${Math.round(down.ms / 100) / 10} s`)
     const label = `label=com.docker.compose.project=${project}`
     for (const kind of ['ps -a', 'volume ls', 'network ls']) {
       const r = await run('docker', [...kind.split(' '), '-q', '--filter', label])
