@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
@@ -30,7 +30,8 @@ interface ComposeService {
   command?: string[]
   environment?: Record<string, string>
   volumes?: string[]
-  depends_on?: Record<string, { condition: string }>
+  depends_on?: Record<string, { condition: string; required?: boolean }>
+  profiles?: string[]
   healthcheck?: { test: string[] }
   init?: boolean
   stop_grace_period?: string
@@ -56,10 +57,28 @@ const mountsOf = (svc: ComposeService) =>
     return { source: source!, target: target!, readOnly: mode === 'ro' }
   })
 
+/** The service a container runs: its `node` command, also when a shell first sources the rendered store settings. */
+const SOURCED = /^set -a && \. (\S+) && exec (.+)$/
+const commandOf = (svc: ComposeService) => {
+  const cmd = svc.command ?? []
+  const m = cmd[0] === 'sh' && cmd[1] === '-c' ? SOURCED.exec(cmd[2] ?? '') : null
+  return m === null ? { sourced: undefined, command: cmd } : { sourced: m[1], command: m[2]!.split(' ') }
+}
+/** What `set -a && . file` adds to env: KEY=value lines, `"$VAR..."` expanded from env. */
+function sourceEnv(text: string, env: Record<string, string>): Record<string, string> {
+  const out = { ...env }
+  for (const line of text.split('\n').filter((l) => l !== '' && !l.startsWith('#'))) {
+    const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line)
+    if (m === null) throw new TypeError(`not a KEY=value line: ${line}`)
+    out[m[1]!] = m[2]!.replace(/^"(.*)"$/, '$1').replace(/\$([A-Z_][A-Z0-9_]*)/g, (_, k: string) => out[k] ?? '')
+  }
+  return out
+}
+
 /** Every variable a loader reads, found by handing it an environment that records what is asked. */
-function variablesRead(name: ServiceName): { read: Set<string>; required: Set<string> } {
+function variablesRead(name: ServiceName, given: Record<string, string> = {}): { read: Set<string>; required: Set<string> } {
   const read = new Set<string>()
-  const env = new Proxy({} as Env, { get: (_, key) => (typeof key === 'string' && read.add(key), undefined) })
+  const env = new Proxy({} as Env, { get: (_, key) => (typeof key === 'string' && read.add(key), given[key as string]) })
   const required = new Set<string>()
   try {
     LOADERS[name](env)
@@ -76,6 +95,7 @@ const documented = new Set([...read('README.md').matchAll(/^\| `([A-Z][A-Z0-9_]+
 t.test('docker-compose.yml: structure', async (t) => {
   const byDefault = Object.entries(compose.services).filter(([, svc]) => (svc as { profiles?: string[] }).profiles === undefined)
   t.same(byDefault.map(([name]) => name).sort(), ['bootstrap', 'nats', 'notifier', 'resolver', 'signer'], 'the default services')
+  t.same(compose.services.nats!.depends_on?.['bootstrap-ha'], { condition: 'service_completed_successfully', required: false }, 'with the ha profile, nats starts on the conf bootstrap-ha renders')
   const { bootstrap, nats } = compose.services as Record<string, ComposeService>
   t.match(nats!.image, /^nats:2\.(1\d|[1-9]\d)/, 'the official nats image, 2.10 or later')
   const conf = envOf(bootstrap!).BOOTSTRAP_SERVER_CONF
@@ -100,7 +120,7 @@ t.test('docker-compose.yml: structure', async (t) => {
     const svc = compose.services[name]!
     t.equal(svc.image, bootstrap!.image, `${name} runs the one image`)
     t.equal(svc.pull_policy, 'never', `${name} never pulls the image the bootstrap builds`)
-    t.same(svc.command, ['node', '--import', 'tsx', `services/${name}/main.ts`], `${name} command`)
+    t.same(commandOf(svc).command, ['node', '--import', 'tsx', `services/${name}/main.ts`], `${name} command`)
     t.ok(existsSync(join(ROOT, `services/${name}/main.ts`)))
     t.same(svc.healthcheck?.test, ['CMD', 'node', HEALTHCHECK_JS, name], `${name} healthcheck asks its health endpoint, in plain JS`)
     t.equal(svc.init, true, `${name} runs under an init that forwards SIGTERM`)
@@ -114,20 +134,36 @@ t.test('docker-compose.yml: structure', async (t) => {
   t.same([...named].sort(), Object.keys(compose.volumes).sort(), 'every named volume is declared')
 })
 
-t.test('docker-compose.yml: the ha profile is a 3-node cluster with a second signer and notifier, and one level resolver', async (t) => {
-  const services = compose.services as Record<string, ComposeService & { profiles?: string[] }>
+t.test('docker-compose.yml: the ha profile is a 3-node JetStream cluster with two instances of each service in jetstream mode', async (t) => {
+  const services = compose.services
   const ha = Object.entries(services).filter(([, svc]) => svc.profiles?.includes('ha')).map(([name]) => name)
-  t.same(ha.sort(), ['nats-2', 'nats-3', 'notifier-2', 'signer-2'])
+  t.same(ha.sort(), ['bootstrap-ha', 'nats-2', 'nats-3', 'notifier-2', 'resolver-2', 'signer-2'])
+  const [bootstrap, bootstrapHa] = [services.bootstrap!, services['bootstrap-ha']!]
+  t.same(bootstrapHa.command, bootstrap.command, 'bootstrap-ha is the bootstrap')
+  t.same(bootstrapHa.depends_on, { bootstrap: { condition: 'service_completed_successfully' } }, 'after the bootstrap: identities exist')
+  const [plainEnv, haEnv] = [envOf(bootstrap), envOf(bootstrapHa)]
+  for (const key of ['BOOTSTRAP_DIR', 'BOOTSTRAP_SERVER_CONF', 'BOOTSTRAP_RESOLVER_ENV', 'BOOTSTRAP_JWT_DIR']) t.equal(haEnv[key], plainEnv[key], `it renders ${key} in place`)
+  t.same(mountsOf(bootstrapHa), mountsOf(bootstrap), 'into the same volumes')
+  const routes = haEnv.BOOTSTRAP_CLUSTER_ROUTES!.split(',')
+  t.same(routes.sort(), ['nats://nats-2:6222', 'nats://nats-3:6222', 'nats://nats:6222'], 'routes to all three nodes')
+  const jsDir = haEnv.BOOTSTRAP_JETSTREAM_DIR!
+  const conf = plainEnv.BOOTSTRAP_SERVER_CONF!
   const flag = (cmd: string[], name: string) => cmd[cmd.indexOf(name) + 1]
-  const seed = services.nats!.command ?? []
-  t.equal(flag(seed, '--cluster'), 'nats://0.0.0.0:6222', 'the default node listens for routes')
-  for (const node of ['nats-2', 'nats-3']) {
-    const cmd = services[node]!.command ?? []
-    t.same(cmd.slice(0, 2), seed.slice(0, 2), `${node} runs the same rendered conf`)
-    t.equal(flag(cmd, '--cluster_name'), flag(seed, '--cluster_name'), `${node} joins the same cluster`)
-    t.equal(flag(cmd, '--routes'), 'nats://nats:6222', `${node} routes to the default node`)
-    t.equal(flag(cmd, '--name'), node, `${node} has a server name of its own`)
-    t.notSame(mountsOf(services[node]!).find((m) => m.target === '/data/jwt')?.source, 'nats-jwt', `${node} has its own JWT cache`)
+  for (const node of ['nats', 'nats-2', 'nats-3']) {
+    const svc = services[node]!
+    const cmd = svc.command ?? []
+    t.same(cmd.slice(0, 2), ['-c', conf], `${node} runs the rendered conf`)
+    if (node !== 'nats') {
+      t.equal(flag(cmd, '--name'), node, `${node} has a server name of its own`)
+      t.same(svc.depends_on, { 'bootstrap-ha': { condition: 'service_completed_successfully' } }, `${node} starts on the ha conf, not after nats is healthy (that needs a meta leader)`)
+    }
+    const js = mountsOf(svc).find((m) => m.target === jsDir)
+    t.ok(js && !js.readOnly && !js.source.startsWith('/'), `${node} keeps its JetStream data in a named volume`)
+    t.ok(mountsOf(svc).some((m) => m.target === '/data/jwt'), `${node} has a JWT cache`)
+  }
+  const volumeOf = (node: string, target: string) => mountsOf(services[node]!).find((m) => m.target === target)?.source
+  for (const target of ['/data/jwt', jsDir]) {
+    t.equal(new Set(['nats', 'nats-2', 'nats-3'].map((n) => volumeOf(n, target))).size, 3, `each node its own ${target}`)
   }
   for (const name of MESH.filter((n) => n !== 'resolver')) {
     const first = services[name]!
@@ -137,12 +173,27 @@ t.test('docker-compose.yml: the ha profile is a 3-node cluster with a second sig
     const [a, b] = [envOf(first), envOf(second)]
     t.same(Object.keys(b).sort(), Object.keys(a).sort(), `${name}-2 is configured like ${name}`)
     for (const key of Object.keys(a).filter((k) => k !== 'NATS_URL')) t.equal(b[key], a[key], `${name}-2 ${key}`)
-    t.same(b.NATS_URL!.split(',').sort(), ['nats://nats-2:4222', 'nats://nats-3:4222', 'nats://nats:4222'], `${name}-2 knows all three nodes`)
+  }
+  for (const name of MESH) {
+    const second = services[`${name}-2`]!
+    t.same(envOf(second).NATS_URL!.split(',').sort(), ['nats://nats-2:4222', 'nats://nats-3:4222', 'nats://nats:4222'], `${name}-2 knows all three nodes`)
+    t.notOk(envOf(second).NATS_URL!.startsWith('nats://nats:'), `${name}-2 connects to another node first`)
     // Compose stops a service before what it depends on: a node stopped under it would cut its drain short.
     for (const node of ['nats-2', 'nats-3']) t.same(second.depends_on?.[node], { condition: 'service_healthy' }, `${name}-2 depends on ${node}`)
   }
-  // Several level instances keep separate stores that nothing reconciles: a second resolver needs jetstream mode.
-  t.equal(envOf(services.resolver!).RESOLVER_STORE ?? 'level', 'level', 'one resolver, on the level engine')
+  const resolver = services.resolver!
+  const resolver2 = services['resolver-2']!
+  t.same(resolver2.command, commandOf(resolver).command, 'resolver-2 runs the same service')
+  t.same(resolver2.healthcheck?.test, resolver.healthcheck?.test)
+  t.equal(commandOf(resolver).sourced, plainEnv.BOOTSTRAP_RESOLVER_ENV, 'the resolver takes its store settings from the file the bootstrap renders with the conf')
+  t.ok(mountsOf(resolver).some((m) => m.source === mountsOf(bootstrap).find((b) => m.target === b.target)?.source && m.readOnly), 'read-only from the bootstrap volume')
+  t.equal(envOf(resolver).RESOLVER_STORE, undefined, 'not set in its environment: the rendered file decides (level on one node)')
+  const env2 = envOf(resolver2)
+  t.equal(env2.RESOLVER_STORE, 'jetstream')
+  t.equal(env2.RESOLVER_JS_CREDS, bootstrapPaths(plainEnv.BOOTSTRAP_DIR!).storeCreds, 'the storage user the bootstrap writes')
+  t.equal(env2.RESOLVER_JS_REPLICAS, '3', 'R3 on three nodes')
+  t.notSame(volumeOf('resolver-2', env2.RESOLVER_DATA_DIR!), volumeOf('resolver', envOf(resolver).RESOLVER_DATA_DIR!), 'resolver-2 keeps its local view in a volume of its own')
+  t.same(resolver2.depends_on?.resolver, { condition: 'service_healthy' }, 'resolver-2 starts once the first instance has created the stream')
 })
 
 t.test('docker-compose.yml: the environment contract', async (t) => {
@@ -168,7 +219,18 @@ t.test('docker-compose.yml: the environment contract', async (t) => {
   const dataDir = mountsOf(compose.services.resolver!).find((m) => m.target === resolver.RESOLVER_DATA_DIR)
   t.ok(dataDir && !dataDir.readOnly && !dataDir.source.startsWith('/'), 'the LevelDB store is a writable named volume')
   t.equal(envOf(compose.services.signer!).SIGNER_SEED_FILE, paths.signingSeed, 'managed accounts are signed with the bootstrapped key')
-  for (const key of Object.keys(envOf(compose.services.bootstrap!))) t.ok(documented.has(key), `bootstrap: ${key} is documented in the README`)
+  for (const name of ['bootstrap', 'bootstrap-ha']) {
+    for (const key of Object.keys(envOf(compose.services[name]!))) t.ok(documented.has(key), `${name}: ${key} is documented in the README`)
+  }
+  const second = envOf(compose.services['resolver-2']!)
+  const { read: readJs } = variablesRead('resolver', { RESOLVER_STORE: 'jetstream' })
+  for (const key of Object.keys(second)) {
+    t.ok(readJs.has(key), `resolver-2: ${key} is read by its config loader in jetstream mode`)
+    t.ok(documented.has(key), `resolver-2: ${key} is documented in the README`)
+  }
+  for (const [key, value] of Object.entries(second).filter(([, v]) => v.startsWith('/'))) {
+    t.ok(mountsOf(compose.services['resolver-2']!).some((m) => value.startsWith(`${m.target}/`) || value === m.target), `resolver-2: ${key} lies on a volume`)
+  }
 })
 
 t.test('Dockerfile: multi-stage, production dependencies only, non-root', async (t) => {
@@ -234,6 +296,13 @@ t.test('the compose stack without Docker: bootstrap, nats-server, services and h
   }
   const localEnv = (svc: ComposeService) => Object.fromEntries(Object.entries(envOf(svc)).map(([k, v]) => [k, local(v)]))
   for (const dir of Object.values(mounts)) await mkdir(dir, { recursive: true })
+  // What the container's process sees: its environment, and the store settings its command sources, if any.
+  const serviceEnv = async (svc: ComposeService) => {
+    const file = commandOf(svc).sourced
+    if (file === undefined) return localEnv(svc)
+    const sourced = sourceEnv(await readFile(local(file), 'utf8'), envOf(svc))
+    return Object.fromEntries(Object.entries(sourced).map(([k, v]) => [k, local(v)]))
+  }
 
   const bootstrapEnv: Record<string, string> = {
     ...localEnv(compose.services.bootstrap!),
@@ -264,7 +333,9 @@ t.test('the compose stack without Docker: bootstrap, nats-server, services and h
     { ms: 10_000, what: 'nats-server from the rendered conf' },
   )
 
-  const services = await Promise.all(MESH.map((name) => serviceReady(spawnService(t, name, localEnv(compose.services[name]!)))))
+  const resolverEnv = await serviceEnv(compose.services.resolver!)
+  t.equal(resolverEnv.RESOLVER_STORE, 'level', 'on one node the rendered store settings say level')
+  const services = await Promise.all(MESH.map(async (name) => serviceReady(spawnService(t, name, await serviceEnv(compose.services[name]!)))))
   for (const name of MESH) {
     const r = await runHealthcheck(compose.services[name]!.healthcheck!.test, localEnv(compose.services[name]!))
     t.equal(r.code, 0, `${name} healthcheck passes: ${r.out.trim().slice(0, 160)}`)
@@ -277,6 +348,52 @@ t.test('the compose stack without Docker: bootstrap, nats-server, services and h
   t.equal(await signer.stop(), 0)
   const down = await runHealthcheck(compose.services.signer!.healthcheck!.test, localEnv(compose.services.signer!))
   t.equal(down.code, 1, `a stopped signer fails its healthcheck: ${down.out.trim()}`)
+})
+
+t.test('bootstrap-ha: a JetStream cluster conf and the jetstream store, which a later plain bootstrap keeps', async (t) => {
+  const root = await tempDir(t, 'compose-ha')
+  const local = (value: string) => value.replace(/^\/(mesh|etc\/nats-mesh|var\/lib\/mesh\/resolver)/, (_, dir: string) => join(root, dir.replace(/\//g, '_')))
+  const envFor = (name: string) => Object.fromEntries(Object.entries(envOf(compose.services[name]!)).map(([k, v]) => [k, local(v)]))
+  const plain = envFor('bootstrap')
+  const ha = envFor('bootstrap-ha')
+  t.equal((await runBootstrap(plain)).code, 0, 'the bootstrap runs first')
+  t.equal(await readFile(plain.BOOTSTRAP_RESOLVER_ENV!, 'utf8'), 'RESOLVER_STORE=level\n', 'alone: level')
+  const r = await runBootstrap(ha)
+  t.equal(r.code, 0, r.out.trim())
+  t.match(r.out, /JetStream cluster of 3 nodes/)
+  const conf = await readFile(ha.BOOTSTRAP_SERVER_CONF!, 'utf8')
+  t.match(conf, new RegExp(`jetstream: \\{ store_dir: "${ha.BOOTSTRAP_JETSTREAM_DIR}"`), 'JetStream on, in the volume each node mounts there')
+  const routes = ha.BOOTSTRAP_CLUSTER_ROUTES!.split(',').map((u) => JSON.stringify(u)).join(', ')
+  t.ok(conf.includes(`cluster: { name: "mesh", listen: "0.0.0.0:6222", routes: [${routes}] }`), 'one conf for every node: routes to all three')
+  const paths = bootstrapPaths(ha.BOOTSTRAP_DIR!)
+  const meshId = (await readFile(paths.meshJwt, 'utf8')).trim()
+  t.match(conf, new RegExp(`resolver_preload: \\{ [^\\n]*${JSON.parse(Buffer.from(meshId.split('.')[1]!, 'base64url').toString()).sub}: `), 'the storage account MESH preloaded')
+  const store = sourceEnv(await readFile(ha.BOOTSTRAP_RESOLVER_ENV!, 'utf8'), envOf(compose.services.resolver!))
+  t.equal(store.RESOLVER_STORE, 'jetstream')
+  t.equal(store.RESOLVER_JS_REPLICAS, '3')
+  t.ok(existsSync(local(store.RESOLVER_JS_CREDS!)), `the storage user's creds exist (${store.RESOLVER_JS_CREDS})`)
+  t.equal(store.RESOLVER_DATA_DIR, `${envOf(compose.services.resolver!).RESOLVER_DATA_DIR}/jetstream`, 'the view beside the level store, not in it')
+  t.doesNotThrow(() => loadResolverConfig(Object.fromEntries(Object.entries(store).map(([k, v]) => [k, local(v)]))), 'the resolver accepts these settings')
+
+  const again = await runBootstrap(plain)
+  t.equal(again.code, 0)
+  t.match(again.out, /kept .*start it with --profile ha/, 'a plain run keeps the cluster rendering and says so')
+  t.equal(await readFile(ha.BOOTSTRAP_SERVER_CONF!, 'utf8'), conf, 'the conf unchanged')
+  t.equal(sourceEnv(await readFile(ha.BOOTSTRAP_RESOLVER_ENV!, 'utf8'), {}).RESOLVER_STORE, 'jetstream', 'the store unchanged')
+
+  // Own identities without the storage account nor the key to create it: nothing rendered, one line.
+  await rm(paths.meshJwt)
+  await rm(paths.signingSeed)
+  await writeFile(plain.BOOTSTRAP_RESOLVER_ENV!, 'RESOLVER_STORE=level\n')
+  const noStorage = await runBootstrap(ha)
+  t.equal(noStorage.code, 1)
+  t.match(noStorage.out, /^bootstrap failed: .*mesh\.jwt is missing/m, noStorage.out.trim())
+  t.equal(await readFile(ha.BOOTSTRAP_SERVER_CONF!, 'utf8'), conf, 'the conf untouched')
+  t.equal(await readFile(ha.BOOTSTRAP_RESOLVER_ENV!, 'utf8'), 'RESOLVER_STORE=level\n', 'the store settings untouched')
+
+  const two = await runBootstrap({ ...ha, BOOTSTRAP_CLUSTER_ROUTES: 'nats://a:6222,nats://b:6222' })
+  t.equal(two.code, 2, 'fewer than three nodes is a configuration error')
+  t.match(two.out, /BOOTSTRAP_CLUSTER_ROUTES/)
 })
 
 t.test('the bootstrap with mounted identities', async (t) => {
