@@ -29,7 +29,7 @@ export interface EndpointSpec {
    * body rather than a promise: the reply then leaves in the request's own tick, so the replies to a burst
    * of requests share one socket write instead of one write per microtask turn.
    */
-  handle: (msg: ServiceMsg, log: Logger) => Reply | undefined | typeof NO_REPLY | Promise<Reply | undefined>
+  handle: (msg: ServiceMsg, log: Logger) => Reply | undefined | typeof NO_REPLY | Promise<Reply | undefined | typeof NO_REPLY>
   /**
    * `$SYS` endpoints must answer in nats-server's dialect (protocol.md §7: never error headers there). Without
    * this, errors go out as `Nats-Service-Error` headers with the AppError's JSON as body.

@@ -187,3 +187,27 @@ t.test('bootstrap creates the storage account with JetStream and its creds, also
   await bootstrap(dir)
   t.ok(await readStorageAccount(paths), 'a directory made before the storage account gets one')
 })
+
+t.test('a lookup miss asks the stream: an account another instance stored a moment ago is served, an unknown one is not', async (t) => {
+  const fx = await makeFixture(t)
+  const creds = await readFile(fx.meshCredsPath, 'utf8')
+  const log = createLogger('silent', 't')
+  const ns = await startNatsServer(t, fx, { jetstream: true })
+  const open = async (name: string) => {
+    const store = await JetStreamStore.open(await tempDir(t, name), { servers: [ns.url], creds, replicas: 1 }, log)
+    t.teardown(() => store.close())
+    return store
+  }
+  const [a, b] = [await open('a'), await open('b')]
+  const id = createAccount().getPublicKey()
+  const jwt = accountJwt(fx.op.signingKp, id, {}, { iat: now() })
+  await a.save(id, jwt, { via: 'test' })
+  // b's view may or may not have applied it yet: either way the recheck answers with it
+  t.equal((await b.recheckMissing(id))?.jwt, jwt, 'the other instance serves the account once the stream says it exists')
+  t.equal(await b.recheckMissing(createAccount().getPublicKey()), undefined, 'an id the stream never held stays unknown')
+  await ns.stop()
+  const started = Date.now()
+  t.equal(await b.recheckMissing(createAccount().getPublicKey()), undefined, 'without JetStream the miss stays a miss')
+  t.ok(Date.now() - started < 5000, `and answers within the recheck bound (${Date.now() - started} ms)`)
+  t.equal(b.readNow(id)?.jwt, jwt, 'the view still serves what it holds')
+})

@@ -41,7 +41,8 @@ export interface LookupOptions {
  *
  * Answered synchronously, so the replies to a burst of requests leave in one socket write: an account in
  * the store's memory needs no nkey check (only stored accounts get there); any other id is checked before
- * the store reads it from LevelDB (see AccountStore.readNow).
+ * the store reads it from LevelDB (see AccountStore.readNow). Only a miss in the jetstream engine waits: for
+ * the stream's word that no other instance stored it a moment ago (store.recheckMissing).
  */
 export function addLookupEndpoint(service: MeshService, store: AccountStore, servers: ServerCount, opts: LookupOptions): void {
   const { servability } = opts
@@ -60,6 +61,9 @@ export function addLookupEndpoint(service: MeshService, store: AccountStore, ser
       // nats-server fetches only account keys: anything else comes from a client, and one reply does
       if (hit === undefined && !isAccountKey(id)) return NOT_FOUND
       const acc = hit ?? store.readNow(id)
+      if (acc === undefined && store.recheckMissing !== undefined) {
+        return store.recheckMissing(id).then((found) => (found !== undefined && usable(id, found, servability) ? found.jwt : unknown(msg)))
+      }
       return acc === undefined || !usable(id, acc, servability) ? unknown(msg) : acc.jwt
     },
   })

@@ -118,6 +118,22 @@ export class StreamView {
     })
   }
 
+  /**
+   * True once this view holds the stream's last message on `subject` (at once when it already did). False
+   * when the stream has none, or when JetStream or the view take over `ms` (no quorum: lookups keep
+   * answering from the view as it is).
+   */
+  async reachLast(jsm: JetStreamManager, subject: string, ms: number): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const last = jsm.streams.getMessage(STREAM, { last_by_subj: subject }).then(
+      (m) => m?.seq,
+      () => undefined,
+    )
+    const seq = await Promise.race([last, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))])
+    clearTimeout(timer)
+    return seq !== undefined && this.caughtUp(seq, ms)
+  }
+
   async stop(): Promise<void> {
     this.stopped = true
     clearInterval(this.watchdog)

@@ -23,6 +23,8 @@ import type {
 } from './types.ts'
 
 const ATTEMPTS = 8
+/** How long a lookup miss waits for the stream's word, and then for this view to apply it. */
+const RECHECK_MS = 1000
 
 interface Last {
   seq: number
@@ -39,6 +41,7 @@ interface Last {
  */
 export class JetStreamStore implements ResolverStore {
   private readonly locks = new AccountLocks()
+  private readonly rechecks = new Map<string, Promise<StoredAccount | undefined>>()
   private onChange: OnChange
   readonly activations: ActivationTable
 
@@ -119,6 +122,20 @@ export class JetStreamStore implements ResolverStore {
 
   async get(id: string): Promise<StoredAccount | undefined> {
     return this.readNow(id)
+  }
+
+  // A user's first connect right after `nsc push` acked on another instance must not be refused because this
+  // view is a few ms behind: a miss asks the stream once (concurrent misses of one id share the question).
+  recheckMissing(id: string): Promise<StoredAccount | undefined> {
+    let pending = this.rechecks.get(id)
+    if (pending === undefined) {
+      pending = this.view
+        .reachLast(this.storage.jsm, streamSubjects.version(id), RECHECK_MS)
+        .then((held) => (held ? this.readNow(id) : undefined))
+        .finally(() => this.rechecks.delete(id))
+      this.rechecks.set(id, pending)
+    }
+    return pending
   }
 
   async tombstoneOf(id: string): Promise<Tombstone | undefined> {

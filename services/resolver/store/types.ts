@@ -99,6 +99,12 @@ export interface ResolverStore {
   /** The current version of `id`, synchronously: from memory, else one local point read. */
   readNow(id: string): StoredAccount | undefined
   get(id: string): Promise<StoredAccount | undefined>
+  /**
+   * Only where the local read may lag an acknowledged write (jetstream: another instance's push reaches this
+   * view a moment later): asks the source of truth before a miss becomes "not found", and resolves with the
+   * account once this instance holds it. Undefined when the source has nothing newer or cannot say in time.
+   */
+  recheckMissing?(id: string): Promise<StoredAccount | undefined>
   tombstoneOf(id: string): Promise<Tombstone | undefined>
   /** Makes `jwt` current unless it is already (`current`) or older (throws JWT_OUTDATED). */
   save(id: string, jwt: string, origin: SaveOrigin): Promise<SaveResult>
