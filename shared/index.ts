@@ -18,9 +18,11 @@ export {
   JwtAlgorithm,
 } from './jwt.ts'
 export type { Claims, DecodedJwt } from './jwt.ts'
-export { isAccountKey, isOperatorKey, isPublicKey, KeyRole } from './nkey.ts'
+export { isAccountKey, isOperatorKey, isServerId, isPublicKey, KeyRole } from './nkey.ts'
 export { isTrustedIssuer, trustAnchorFrom, readTrustAnchor } from './operator.ts'
 export type { TrustAnchor } from './operator.ts'
+export { gather, gatherJson, jsonOf } from './gather.ts'
+export type { GatherOptions } from './gather.ts'
 export { subjects, PACK_QUEUE, accountAfter, accountOfRequestSubject } from './subjects.ts'
 export { MeshService, NO_REPLY } from './service.ts'
 export type { EndpointSpec, Reply, ErrorReply } from './service.ts'
