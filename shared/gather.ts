@@ -41,7 +41,7 @@ export async function gather(nc: NatsConnection, subject: string, body: Payload,
   return got
 }
 
-/** As `gather`, keeping the replies that are JSON (a reply that is not cannot be one we asked for). */
+/** As `gather`, keeping the replies that are JSON objects (any other cannot be one we asked for). */
 export async function gatherJson<T>(
   nc: NatsConnection,
   subject: string,
@@ -63,11 +63,13 @@ export async function gatherJson<T>(
   return parsed
 }
 
-/** The reply's JSON, or undefined when it is not JSON. */
+/** The reply's JSON object, or undefined when it is not one (every reply gathered here is an object). */
 export function jsonOf<T>(m: Msg): T | undefined {
+  let v: unknown
   try {
-    return m.json<T>()
+    v = m.json()
   } catch {
     return undefined // not JSON: not a reply of the kind asked for
   }
+  return typeof v === 'object' && v !== null ? (v as T) : undefined
 }
