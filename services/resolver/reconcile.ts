@@ -63,7 +63,6 @@ export class Reconciler {
     clearTimeout(this.timer)
     clearInterval(this.signerProbe)
     await Promise.allSettled([this.running, this.queued])
-    this.survey.close()
   }
 
   /**
