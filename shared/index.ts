@@ -23,7 +23,9 @@ export { isTrustedIssuer, trustAnchorFrom, readTrustAnchor } from './operator.ts
 export type { TrustAnchor } from './operator.ts'
 export { gather, gatherJson, jsonOf } from './gather.ts'
 export type { GatherOptions } from './gather.ts'
-export { subjects, PACK_QUEUE, accountAfter, accountOfRequestSubject } from './subjects.ts'
+export { subjects, MESH_SERVICES, PACK_QUEUE, accountAfter, accountOfRequestSubject } from './subjects.ts'
+export type { MeshServiceName, MicroVerb } from './subjects.ts'
+export { serviceErrorOf, ServiceErrorHeader } from './service-error.ts'
 export { MeshService, NO_REPLY } from './service.ts'
 export type { EndpointSpec, Reply, ErrorReply } from './service.ts'
 export { runUntilStopped } from './run.ts'
@@ -48,3 +50,16 @@ export type {
 export { admissionOf, isEnforcing, isUserRevoked, jwtDigest } from './enforcement.ts'
 export type { AccountAdmission } from './enforcement.ts'
 export { activationHashId, cleanActivationSubject, isActivationHashId } from './activation-id.ts'
+export { RESOLVER, isResolverReply, resolverReplyOf, packLine } from './resolver-api.ts'
+export type {
+  AccountState,
+  ActivationPutReply,
+  ClaimError,
+  ClaimReply,
+  ClaimServer,
+  ClaimStatus,
+  HistoryPage,
+  HistoryRequest,
+  HistoryVersion,
+  ResolverHealth,
+} from './resolver-api.ts'

@@ -1,6 +1,15 @@
 import { errors } from './errors.ts'
 import { isAccountKey } from './nkey.ts'
 
+/** The mesh's own services: their micro name, the `mesh.<service>.*` prefix and the health endpoint. */
+export const MESH_SERVICES = ['resolver', 'signer', 'notifier'] as const
+export type MeshServiceName = (typeof MESH_SERVICES)[number]
+
+/** The micro discovery verbs `nats micro ls/info/stats` send (protocol.md §7). */
+export type MicroVerb = 'PING' | 'INFO' | 'STATS'
+
+const health = (service: MeshServiceName) => `mesh.${service}.health`
+
 /**
  * Every subject the mesh speaks, in one place. `$SYS` subjects are nats-server's (protocol.md §2); the
  * `mesh.*` ones are our internal API, reachable only inside the system account.
@@ -17,6 +26,8 @@ export const subjects = {
   /** Each nats-server's statistics, sent when they change and as a heartbeat; how servers learn of each other. */
   serverStatsz: (serverId = '*') => `$SYS.SERVER.${serverId}.STATSZ`,
   microPing: (service: string) => `$SRV.PING.${service}`,
+  /** `$SRV.<verb>[.<service>[.<id>]]`: every instance, every instance of a service, or one instance. */
+  micro: (verb: MicroVerb, service?: string, id?: string) => ['$SRV', verb, service, id].filter((t) => t !== undefined).join('.'),
   accountz: '$SYS.REQ.SERVER.PING.ACCOUNTZ',
   /** One server's connections; body: nats-server's ConnzOptions (`acc` filters by account). */
   serverConnz: (serverId = '*') => `$SYS.REQ.SERVER.${serverId}.CONNZ`,
@@ -30,12 +41,12 @@ export const subjects = {
   signerValidate: 'mesh.signer.validate',
   signerValidateDelete: 'mesh.signer.validate-delete',
   signerValidateActivation: 'mesh.signer.validate-activation',
-  signerHealth: 'mesh.signer.health',
+  signerHealth: health('signer'),
   signerResign: 'mesh.signer.resign',
   signerOperator: 'mesh.signer.operator',
   resolverChanges: (id = '*') => `mesh.resolver.changes.${id}`,
   resolverOutbox: 'mesh.resolver.outbox',
-  resolverHealth: 'mesh.resolver.health',
+  resolverHealth: health('resolver'),
   /** Runs a reconciliation pass (body `{"dryRun":true}` only reports drift) and answers its report. */
   resolverReconcile: 'mesh.resolver.reconcile',
   /** `mesh delete`: the same operator-signed request as `$SYS.REQ.CLAIMS.DELETE`, which servers do not hear. */
@@ -45,9 +56,13 @@ export const subjects = {
   resolverActivationPut: 'mesh.resolver.activation.put',
   resolverActivationGet: 'mesh.resolver.activation.get',
   notifierNotify: 'mesh.notifier.notify',
-  notifierHealth: 'mesh.notifier.health',
+  notifierHealth: health('notifier'),
   /** Delivery reports of enforcing changes, published once their grace period is over (or all is cut off). */
   notifierReports: (id = '*') => `mesh.notifier.reports.${id}`,
+  /** Every endpoint of one mesh service (permissions grant these). */
+  meshService: (service: MeshServiceName) => `mesh.${service}.>`,
+  /** The health endpoint of each mesh service (`mesh.<service>.health`). */
+  health,
 } as const
 
 /** Queue group nats-server's full resolvers use for PACK: only one member answers each request. */

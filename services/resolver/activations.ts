@@ -5,6 +5,7 @@ import {
   MAX_JWT_BYTES,
   subjects,
   validateActivation,
+  type ActivationPutReply,
   type MeshService,
   type NatsConnection,
 } from '../../shared/index.ts'
@@ -42,7 +43,7 @@ export function addActivationEndpoints(service: MeshService, nc: NatsConnection,
       const v = await validateActivation(nc, { token, exporterJwt: stored.jwt })
       const outcome = await store.activations.put({ ...v, token, at: new Date().toISOString() })
       if (outcome === 'stored') log.info({ hashId: v.hashId, exporter: v.exporter, importer: v.importer }, 'activation stored')
-      return JSON.stringify({ hashId: v.hashId, outcome })
+      return JSON.stringify({ hashId: v.hashId, outcome } satisfies ActivationPutReply)
     },
   })
   service.endpoint({

@@ -1,11 +1,5 @@
-import { accountAfter, subjects, type MeshService } from '../../shared/index.ts'
+import { accountAfter, subjects, type AccountState, type MeshService } from '../../shared/index.ts'
 import type { AccountStore } from './account-store.ts'
-
-/** What the resolver holds for an account, as `mesh.resolver.get.<id>` answers. */
-export type AccountState =
-  | { account: string; state: 'stored'; jwt: string; iat: number; exp: number }
-  | { account: string; state: 'deleted'; deleted: { at: string; iat: number; request: string } }
-  | { account: string; state: 'unknown' }
 
 /**
  * `mesh.resolver.get.<id>`: the stored JWT, expired ones included, or the tombstone of a deleted account.
