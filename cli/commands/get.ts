@@ -13,7 +13,7 @@ export const getCommand: Command = {
     const id = requireAccountKey(ctx.positionals[0]!)
     const held = await heldAccount(await ctx.nats(), id, ctx.global.timeoutMs)
     if (held.state === 'deleted') throw new CliError(`account ${id} was deleted at ${held.deleted?.at ?? 'an unknown time'}`)
-    const jwt = held.jwt
+    const jwt = held.state === 'stored' ? held.jwt : undefined
     if (jwt === undefined) throw new CliError(`account ${id} not found`)
     const claims = claimsOf(jwt)
     emit(ctx, { account: id, jwt, claims }, () =>
