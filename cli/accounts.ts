@@ -1,5 +1,5 @@
 import type { NatsConnection } from '@nats-io/nats-core'
-import { isAccountKey, peekClaims, subjects, type AccountState, type Claims } from '../shared/index.ts'
+import { isAccountKey, subjects, tryPeek, type AccountState, type Claims } from '../shared/index.ts'
 import { CliError } from './cli-error.ts'
 import { askResolver, mapLimit, request } from './requests.ts'
 
@@ -19,12 +19,7 @@ export function requireAccountKey(s: string): string {
 
 /** The claims of a JWT, read without verifying (the resolver verified what it stores); undefined if unreadable. */
 export function claimsOf(jwt: string): Claims | undefined {
-  try {
-    const c = peekClaims(jwt)
-    return typeof c === 'object' && c !== null ? c : undefined
-  } catch {
-    return undefined // not a JWT: callers show it as unreadable
-  }
+  return tryPeek(jwt) as Claims | undefined
 }
 
 export function summarize(account: string, jwt: string): AccountSummary {

@@ -9,6 +9,7 @@ export {
   decodeJwt,
   verifyJwtAhead,
   peekClaims,
+  tryPeek,
   checkValidity,
   isExpired,
   nowSeconds,
@@ -17,7 +18,7 @@ export {
   MAX_JWT_BYTES,
   JwtAlgorithm,
 } from './jwt.ts'
-export type { Claims, DecodedJwt } from './jwt.ts'
+export type { Claims, DecodedJwt, PeekedClaims } from './jwt.ts'
 export { isAccountKey, isOperatorKey, isServerId, isPublicKey, KeyRole } from './nkey.ts'
 export { isTrustedIssuer, trustAnchorFrom, readTrustAnchor } from './operator.ts'
 export type { TrustAnchor } from './operator.ts'

@@ -3,7 +3,7 @@ import {
   isServerId,
   jsonOf,
   isUserRevoked,
-  peekClaims,
+  tryPeek,
   subjects,
   type AccountAdmission,
   type ClosedConnection,
@@ -33,11 +33,7 @@ export interface ConnSeen {
 }
 
 const userClaims = (jwt: string | undefined): { iat?: unknown; name?: unknown } => {
-  try {
-    return jwt === undefined ? {} : peekClaims(jwt)
-  } catch {
-    return {}
-  }
+  return (jwt === undefined ? undefined : tryPeek(jwt)) ?? {}
 }
 const userIat = (jwt: string | undefined): number => {
   const iat = userClaims(jwt).iat

@@ -4,6 +4,7 @@ import {
   isActivationHashId,
   MAX_JWT_BYTES,
   subjects,
+  tryPeek,
   validateActivation,
   type ActivationPutReply,
   type MeshService,
@@ -13,12 +14,8 @@ import type { AccountStore } from './account-store.ts'
 
 /** The exporting account an activation names, read unverified only to find its JWT; the signer verifies. */
 function exporterOf(token: string): string {
-  let claims: { iss?: unknown; nats?: { issuer_account?: unknown } }
-  try {
-    claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as typeof claims
-  } catch {
-    throw errors.jwtMalformed('the token does not decode')
-  }
+  const claims = tryPeek<{ issuer_account?: unknown }>(token)
+  if (claims === undefined) throw errors.jwtMalformed('the token does not decode')
   const exporter = claims?.nats?.issuer_account ?? claims?.iss
   if (!isAccountKey(exporter)) throw errors.activationInvalid('not issued by an account key')
   return exporter

@@ -1,4 +1,4 @@
-import { errors, gatherJson, peekClaims, subjects, type Logger, type NatsConnection } from '../../shared/index.ts'
+import { errors, gatherJson, subjects, tryPeek, type Logger, type NatsConnection } from '../../shared/index.ts'
 
 /** How long the servers get to answer a JSZ round; each answers within milliseconds of the others. */
 const FIRST_REPLY_MS = 1000
@@ -122,11 +122,7 @@ export function describeAssets(assets: JetStreamAsset[]): string {
  * requests never carry it). Read only after the signer verified the request.
  */
 export function asksForPurge(token: string): boolean {
-  try {
-    return (peekClaims<{ purge_jetstream?: unknown }>(token).nats?.purge_jetstream ?? false) === true
-  } catch {
-    return false
-  }
+  return tryPeek<{ purge_jetstream?: unknown }>(token)?.nats?.purge_jetstream === true
 }
 
 /** Asks JetStream (system account only) to purge the account; the meta leader, or the lone server, answers. */

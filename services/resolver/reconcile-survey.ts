@@ -1,4 +1,4 @@
-import { gatherJson, isAccountKey, isServerId, peekClaims, subjects, type NatsConnection } from '../../shared/index.ts'
+import { gatherJson, isAccountKey, isServerId, subjects, tryPeek, type NatsConnection } from '../../shared/index.ts'
 import type { HeldOnServer } from './reconcile-rule.ts'
 
 /** A nats-server sharing the system account. */
@@ -88,10 +88,5 @@ function everyOne(servers: ServerRef[]): (got: ServerReply[]) => boolean {
   }
 }
 
-function iatOf(jwt: string): number {
-  try {
-    return Number(peekClaims(jwt).iat ?? 0)
-  } catch {
-    return 0 // unreadable: never newer than what we store
-  }
-}
+/** 0 when unreadable: never newer than what we store. */
+const iatOf = (jwt: string): number => Number(tryPeek(jwt)?.iat ?? 0)
