@@ -1,12 +1,9 @@
 import type { LintFinding } from './lint-rules.ts'
 import type { NatsConnection } from '@nats-io/nats-core'
-import { jsonOf, MESH_SERVICES, subjects, type HealthReport, type MeshServiceName } from '../shared/index.ts'
+import { jsonOf, subjects, type HealthReport } from '../shared/index.ts'
 import { claimsOf, storedJwt } from './accounts.ts'
 import { CliError } from './cli-error.ts'
 import { gatherReplies, mapLimit, request } from './requests.ts'
-
-/** The health subject of each mesh service; other micro services in the account have none we know. */
-export const HEALTH_SUBJECTS: Record<string, string> = Object.fromEntries(MESH_SERVICES.map((s: MeshServiceName) => [s, subjects.health(s)]))
 
 export interface EndpointStatus {
   name: string

@@ -4,6 +4,7 @@ import { isAccountKey } from './nkey.ts'
 /** The mesh's own services: their micro name, the `mesh.<service>.*` prefix and the health endpoint. */
 export const MESH_SERVICES = ['resolver', 'signer', 'notifier'] as const
 export type MeshServiceName = (typeof MESH_SERVICES)[number]
+export const isMeshService = (name: unknown): name is MeshServiceName => MESH_SERVICES.includes(name as MeshServiceName)
 
 /** The micro discovery verbs `nats micro ls/info/stats` send (protocol.md §7). */
 export type MicroVerb = 'PING' | 'INFO' | 'STATS'
