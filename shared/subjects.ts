@@ -38,6 +38,8 @@ export const subjects = {
   accountDisconnect: (id = '*') => `$SYS.ACCOUNT.${id}.DISCONNECT`,
   /** JetStream's account purge (system account only): removes every stream and consumer of the account. */
   jsAccountPurge: (id: string) => `$JS.API.ACCOUNT.PURGE.${id}`,
+  /** Every JetStream consumer ack subject; `mesh lint` flags exports and imports of these. */
+  jsAck: '$JS.ACK.>',
 
   signerValidate: 'mesh.signer.validate',
   signerValidateDelete: 'mesh.signer.validate-delete',
