@@ -24,7 +24,7 @@ export { isTrustedIssuer, trustAnchorFrom, readTrustAnchor } from './operator.ts
 export type { TrustAnchor } from './operator.ts'
 export { gather, gatherJson, jsonOf } from './gather.ts'
 export type { GatherOptions } from './gather.ts'
-export { subjects, isMeshService, MESH_SERVICES, PACK_QUEUE, accountAfter, accountOfRequestSubject } from './subjects.ts'
+export { subjects, isMeshService, MESH_SERVICES, PACK_QUEUE, accountAfter, accountOfRequestSubject, idInSubject } from './subjects.ts'
 export type { MeshServiceName, MicroVerb } from './subjects.ts'
 export { serviceErrorOf, ServiceErrorHeader } from './service-error.ts'
 export { MeshService, NO_REPLY } from './service.ts'

@@ -16,6 +16,8 @@ const health = (service: MeshServiceName) => `mesh.${service}.health`
  * `mesh.*` ones are our internal API, reachable only inside the system account.
  */
 export const subjects = {
+  /** `$SYS.REQ.ACCOUNT.<id>.CLAIMS.<verb>`: the per-account claim requests (LOOKUP, UPDATE). */
+  accountClaims: (id: string, verb: string) => `$SYS.REQ.ACCOUNT.${id}.CLAIMS.${verb}`,
   lookup: (id = '*') => `$SYS.REQ.ACCOUNT.${id}.CLAIMS.LOOKUP`,
   accountUpdate: (id = '*') => `$SYS.REQ.ACCOUNT.${id}.CLAIMS.UPDATE`,
   legacyAccountUpdate: (id = '*') => `$SYS.ACCOUNT.${id}.CLAIMS.UPDATE`,
@@ -71,20 +73,31 @@ export const subjects = {
 /** Queue group nats-server's full resolvers use for PACK: only one member answers each request. */
 export const PACK_QUEUE = 'responder'
 
-/** The account id of `$SYS.REQ.ACCOUNT.<id>.CLAIMS.*` (6 tokens, id at index 3), or undefined. */
+/**
+ * The one way an account id is read from a subject: `pattern` is the subject built with `*` for the id
+ * (`subjects.lookup()`), and the id is the one token `subject` has in its place, or undefined when `subject`
+ * does not fit the pattern. Slices rather than splits: LOOKUP's hot path runs it on every request.
+ */
+export function idInSubject(pattern: string, subject: string): string | undefined {
+  const star = pattern.indexOf('*')
+  const prefix = pattern.slice(0, star)
+  const suffix = pattern.slice(star + 1)
+  if (subject.length <= prefix.length + suffix.length || !subject.startsWith(prefix) || !subject.endsWith(suffix)) return undefined
+  const id = subject.slice(prefix.length, subject.length - suffix.length)
+  return id.includes('.') ? undefined : id
+}
+
+/** The account id of `$SYS.REQ.ACCOUNT.<id>.CLAIMS.<verb>`, or undefined. */
 export function accountOfRequestSubject(subject: string): string | undefined {
-  const t = subject.split('.')
-  return t.length === 6 && t[0] === '$SYS' && t[1] === 'REQ' && t[2] === 'ACCOUNT' && t[4] === 'CLAIMS'
-    ? t[3]
-    : undefined
+  return idInSubject(subjects.accountClaims('*', subject.slice(subject.lastIndexOf('.') + 1)), subject)
 }
 
 /**
- * The account id that ends an internal per-account subject (`mesh.resolver.get.<id>` and the like), given
- * the subject built with an empty id; throws REQUEST_INVALID when it is not an account key.
+ * The account id of an internal per-account subject (`mesh.resolver.get.<id>` and the like), given its
+ * pattern (`subjects.resolverGet()`); throws REQUEST_INVALID when it is not an account key.
  */
-export function accountAfter(prefix: string, subject: string): string {
-  const id = subject.startsWith(prefix) ? subject.slice(prefix.length) : ''
+export function accountAfter(pattern: string, subject: string): string {
+  const id = idInSubject(pattern, subject)
   if (!isAccountKey(id)) throw errors.requestInvalid(`${subject.slice(0, 100)} does not name an account public key`)
   return id
 }

@@ -12,7 +12,7 @@ export function addGetEndpoint(service: MeshService, store: AccountStore): void 
     subject: subjects.resolverGet(),
     description: 'What the resolver holds for an account: its JWT, its tombstone, or nothing',
     async handle(msg) {
-      const id = accountAfter(subjects.resolverGet(''), msg.subject)
+      const id = accountAfter(subjects.resolverGet(), msg.subject)
       const stored = await store.get(id)
       if (stored !== undefined) {
         return JSON.stringify({ account: id, state: 'stored', jwt: stored.jwt, iat: stored.iat, exp: stored.exp } satisfies AccountState)

@@ -29,7 +29,7 @@ export function addHistoryEndpoint(service: MeshService, store: AccountStore): v
     subject: subjects.resolverHistory(),
     description: 'Every accepted version of an account, oldest first (body {"after": seq} pages on)',
     async handle(msg) {
-      const id = accountAfter(subjects.resolverHistory(''), msg.subject)
+      const id = accountAfter(subjects.resolverHistory(), msg.subject)
       const { after } = pageRequest(msg.string())
       const entries = await store.historyOf(id, { after, limit: MAX_PAGE + 1 })
       const page = []
