@@ -10,6 +10,7 @@ export {
   verifyJwtAhead,
   peekClaims,
   tryPeek,
+  tokenFrom,
   checkValidity,
   isExpired,
   nowSeconds,

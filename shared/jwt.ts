@@ -144,6 +144,13 @@ export async function verifyJwtAhead(token: string): Promise<void> {
   verifiedAhead.set(s, { iss, signed })
 }
 
+/** The token a request carries as its whole body: refused at once when empty or larger than any JWT may be. */
+export function tokenFrom(msg: { data: Uint8Array; string(): string }): string {
+  if (msg.data.length === 0) throw errors.jwtMalformed('request body is empty')
+  if (msg.data.length > MAX_JWT_BYTES) throw errors.jwtTooLarge(msg.data.length, MAX_JWT_BYTES)
+  return msg.string()
+}
+
 /** The JSON object a token segment holds, or undefined when it holds none; never throws. */
 function segmentObject(seg: string | undefined): Record<string, unknown> | undefined {
   let v: unknown

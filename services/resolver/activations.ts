@@ -2,8 +2,8 @@ import {
   errors,
   isAccountKey,
   isActivationHashId,
-  MAX_JWT_BYTES,
   subjects,
+  tokenFrom,
   tryPeek,
   validateActivation,
   type ActivationPutReply,
@@ -31,9 +31,7 @@ export function addActivationEndpoints(service: MeshService, nc: NatsConnection,
     subject: subjects.resolverActivationPut,
     description: "Stores an activation token after the signer checks it against the exporter's JWT",
     async handle(msg, log) {
-      if (msg.data.length === 0) throw errors.jwtMalformed('request body is empty')
-      if (msg.data.length > MAX_JWT_BYTES) throw errors.jwtTooLarge(msg.data.length, MAX_JWT_BYTES)
-      const token = msg.string()
+      const token = tokenFrom(msg)
       const exporter = exporterOf(token)
       const stored = await store.get(exporter)
       if (stored === undefined) throw errors.notFound(`exporting account ${exporter}`)
