@@ -7,7 +7,6 @@ export const getCommand: Command = {
   name: 'get',
   args: '<account>',
   summary: 'print the JWT the resolver stores for an account (--decode: its claims)',
-  positionals: { min: 1, max: 1 },
   options: { decode: { type: 'boolean', help: 'print the decoded claims as JSON instead of the JWT' } },
   async run(ctx) {
     const id = requireAccountKey(ctx.positionals[0]!)

@@ -23,7 +23,6 @@ export const historyCommand: Command = {
   name: 'history',
   args: '<account>',
   summary: 'every accepted version of an account, oldest first',
-  positionals: { min: 1, max: 1 },
   async run(ctx) {
     const id = requireAccountKey(ctx.positionals[0]!)
     const versions = await allVersions(await ctx.nats(), id, ctx.global.timeoutMs)

@@ -80,9 +80,7 @@ function problemsOf(health: HealthStatus[], servers: ServerStatus[], drift: Stat
  */
 export const statusCommand: Command = {
   name: 'status',
-  args: '',
   summary: 'services, versions, endpoint stats, health, nats-servers and the account versions they hold',
-  positionals: { min: 0, max: 0 },
   options: {
     account: { type: 'string', value: 'id', help: 'show only this account' },
     all: { type: 'boolean', help: `show every stored account (default: the first ${DEFAULT_ACCOUNTS})` },
