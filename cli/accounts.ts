@@ -1,5 +1,5 @@
 import type { NatsConnection } from '@nats-io/nats-core'
-import { isAccountKey, peekClaims, subjects, type Claims } from '../shared/index.ts'
+import { isAccountKey, subjects, tryPeek, type AccountState, type Claims } from '../shared/index.ts'
 import { CliError } from './cli-error.ts'
 import { askResolver, mapLimit, request } from './requests.ts'
 
@@ -19,12 +19,7 @@ export function requireAccountKey(s: string): string {
 
 /** The claims of a JWT, read without verifying (the resolver verified what it stores); undefined if unreadable. */
 export function claimsOf(jwt: string): Claims | undefined {
-  try {
-    const c = peekClaims(jwt)
-    return typeof c === 'object' && c !== null ? c : undefined
-  } catch {
-    return undefined // not a JWT: callers show it as unreadable
-  }
+  return tryPeek(jwt) as Claims | undefined
 }
 
 export function summarize(account: string, jwt: string): AccountSummary {
@@ -33,12 +28,7 @@ export function summarize(account: string, jwt: string): AccountSummary {
 }
 
 /** What the resolver holds for an account (`mesh.resolver.get.<id>`). */
-export interface HeldAccount {
-  account: string
-  state: 'stored' | 'deleted' | 'unknown'
-  jwt?: string
-  deleted?: { at: string; iat: number }
-}
+export type HeldAccount = AccountState
 
 /**
  * What our resolver holds for `id`, asked of the resolver itself: LOOKUP would do, but a full-mode server in
@@ -50,7 +40,8 @@ export async function heldAccount(nc: NatsConnection, id: string, timeoutMs: num
 
 /** The JWT our resolver stores for `id`, undefined when it holds none (unknown or deleted). */
 export async function storedJwt(nc: NatsConnection, id: string, timeoutMs: number): Promise<string | undefined> {
-  return (await heldAccount(nc, id, timeoutMs)).jwt
+  const held = await heldAccount(nc, id, timeoutMs)
+  return held.state === 'stored' ? held.jwt : undefined
 }
 
 /** The ids our resolver lists (stored, unexpired), from its own LIST reply among the servers'. */

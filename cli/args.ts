@@ -70,12 +70,26 @@ export function parseCommandLine(argv: string[], commands: readonly Command[], e
   for (const key of Object.keys(parsed.values)) {
     if (!(key in GLOBAL_OPTIONS) && !(key in (command.options ?? {}))) throw new CliError(`--${key} is not an option of ${command.name}`)
   }
-  const { min, max } = command.positionals
-  if (positionals.length < min || positionals.length > max) {
-    throw new CliError(`usage: mesh ${command.name} ${command.args}`.trimEnd())
-  }
+  const { min, max } = arity(command.args ?? '')
+  if (positionals.length < min || positionals.length > max) throw new CliError(usage(command))
   return { help: false, command, global: globalOptions(parsed.values, env), positionals, options: parsed.values }
 }
+
+/** Most positionals a `<x...>` takes: far more than anyone types, few enough to refuse a runaway glob. */
+const MANY = 1000
+
+/** How many positionals `args` asks for: each `<x>` one, each `[x]` one at most, `...` repeats the last. */
+export function arity(args: string): { min: number; max: number } {
+  let min = 0
+  let max = 0
+  for (const token of args.split(' ').filter((t) => t !== '')) {
+    if (token.startsWith('<')) min++
+    max = token.endsWith('...>') || token.endsWith('...]') ? MANY : max + 1
+  }
+  return { min, max }
+}
+
+const usage = (command: Command) => `usage: mesh ${command.name} ${command.args ?? ''}`.trimEnd()
 
 const optionLines = (options: Record<string, OptionSpec>) =>
   Object.entries(options).map(([name, o]) => {
@@ -86,13 +100,13 @@ const optionLines = (options: Record<string, OptionSpec>) =>
 /** The help text: every command, or one command's arguments and options. */
 export function helpText(commands: readonly Command[], command?: Command): string {
   if (command !== undefined) {
-    return `usage: mesh ${command.name} ${command.args}`.trimEnd() + `\n\n${command.summary}\n` +
+    return usage(command) + `\n\n${command.summary}\n` +
       (command.options ? `\noptions:\n${optionLines(command.options).join('')}` : '') +
       `\nglobal options:\n${optionLines(GLOBAL_OPTIONS).join('')}`
   }
-  const width = Math.max(...commands.map((c) => `${c.name} ${c.args}`.length))
+  const width = Math.max(...commands.map((c) => `${c.name} ${c.args ?? ''}`.length))
   return 'usage: mesh <command> [arguments] [options]\n\nAdmin CLI of the NATS account resolver mesh.\n\ncommands:\n' +
-    commands.map((c) => `  ${`${c.name} ${c.args}`.padEnd(width)}  ${c.summary}\n`).join('') +
+    commands.map((c) => `  ${`${c.name} ${c.args ?? ''}`.padEnd(width)}  ${c.summary}\n`).join('') +
     `\nglobal options:\n${optionLines(GLOBAL_OPTIONS).join('')}` +
     '\nmesh <command> --help shows a command\'s options. Errors print one line and exit 1.\n'
 }

@@ -38,10 +38,12 @@ export interface RunContext {
 
 export interface Command {
   name: string
-  /** Positionals as shown in help: `<account>`, `<jwt|file|dir>`. */
-  args: string
+  /**
+   * Positionals as shown in help, which also say how many it takes: `<account>` one, `[dir]` one or none,
+   * `<account...>` one or more. None when absent.
+   */
+  args?: string
   summary: string
-  positionals: { min: number; max: number }
   options?: Record<string, OptionSpec>
   /** Runs the command; resolves with the exit code. Throws CliError for one-line failures. */
   run(ctx: RunContext): Promise<number>

@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/nats-core'
-import { AppError, subjects, validateAccount, validateActivation } from '../shared/index.ts'
-import { claimsOf, heldAccount, type HeldAccount } from './accounts.ts'
+import { AppError, subjects, validateAccount, validateActivation, type ActivationPutReply } from '../shared/index.ts'
+import { claimsOf, heldAccount, storedJwt, type HeldAccount } from './accounts.ts'
 import { CliError } from './cli-error.ts'
 import type { Found } from './import-sources.ts'
 import { askResolver, request } from './requests.ts'
@@ -49,8 +49,8 @@ async function judgeAccount(nc: NatsConnection, f: Found, timeoutMs: number): Pr
     return { ...b, ...refusal(e) }
   }
   const iat = claimsOf(f.jwt)?.iat ?? 0
-  if (held.jwt === f.jwt) return { ...b, outcome: 'current', message: 'jwt already current' }
-  const storedIat = held.state === 'stored' ? (claimsOf(held.jwt ?? '')?.iat ?? 0) : undefined
+  if (held.state === 'stored' && held.jwt === f.jwt) return { ...b, outcome: 'current', message: 'jwt already current' }
+  const storedIat = held.state === 'stored' ? (claimsOf(held.jwt)?.iat ?? 0) : undefined
   if (storedIat !== undefined && iat < storedIat) {
     return { ...b, outcome: 'newer', message: `the mesh holds a newer version (iat ${storedIat} > ${iat})` }
   }
@@ -71,7 +71,7 @@ async function judgeActivation(nc: NatsConnection, f: Found, exporters: Map<stri
   const b = { ...base(f), account: c?.sub }
   const exporter = c?.nats?.issuer_account ?? c?.iss ?? ''
   try {
-    const exporterJwt = exporters.get(exporter) ?? (await heldAccount(nc, exporter, timeoutMs)).jwt
+    const exporterJwt = exporters.get(exporter) ?? (await storedJwt(nc, exporter, timeoutMs))
     if (exporterJwt === undefined) return { ...b, outcome: 'refused', message: `its exporting account ${exporter} is not in the mesh`, reason: 'NOT_FOUND' }
     await validateActivation(nc, { token: f.jwt, exporterJwt })
     return { ...b, outcome: 'store', message: 'valid' }
@@ -104,7 +104,7 @@ async function pushAccount(nc: NatsConnection, f: Found, judged: ImportResult, t
 
 async function putActivation(nc: NatsConnection, f: Found, judged: ImportResult, timeoutMs: number): Promise<ImportResult> {
   try {
-    const r = (await request(nc, subjects.resolverActivationPut, f.jwt, timeoutMs)).json<{ outcome?: string }>()
+    const r = (await request(nc, subjects.resolverActivationPut, f.jwt, timeoutMs)).json<Partial<ActivationPutReply>>()
     return { ...judged, outcome: r.outcome === 'current' ? 'current' : 'stored', message: `activation ${r.outcome ?? 'stored'}` }
   } catch (e) {
     return { ...judged, ...refusal(e) }

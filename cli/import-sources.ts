@@ -1,11 +1,11 @@
 import { readdir, readFile } from 'node:fs/promises'
 import { basename, join, relative } from 'node:path'
-import { createInbox, type NatsConnection } from '@nats-io/nats-core'
-import { isAccountKey, subjects } from '../shared/index.ts'
+import type { Msg, NatsConnection } from '@nats-io/nats-core'
+import { isAccountKey, resolverReplyOf, subjects } from '../shared/index.ts'
 import { claimsOf } from './accounts.ts'
 import { CliError } from './cli-error.ts'
 import { extractJwt } from './jwt-input.ts'
-import { RESOLVER } from './requests.ts'
+import { gatherReplies } from './requests.ts'
 
 /** A token found in a source: an account JWT, or an activation token (nats-account-server kept those too). */
 export interface Found {
@@ -92,35 +92,18 @@ const STREAM_IDLE_MS = 3000
 type PackAnswer = { from: 'resolver' } | { from: 'server'; lines: string[] } | { from: 'nobody' }
 
 async function packOnce(nc: NatsConnection, firstMs: number): Promise<PackAnswer> {
-  const inbox = createInbox()
-  const sub = nc.subscribe(inbox)
-  let timer = setTimeout(() => sub.unsubscribe(), firstMs)
-  nc.publish(subjects.claimsPack, PROBE, { reply: inbox })
-  const lines: string[] = []
-  let ended = false
-  try {
-    for await (const m of sub) {
-      clearTimeout(timer)
-      timer = setTimeout(() => sub.unsubscribe(), STREAM_IDLE_MS)
-      if (m.data.length === 0) {
-        ended = true
-        break
-      }
-      const text = m.string()
-      if (lines.length === 0 && text.startsWith('{')) {
-        try {
-          if ((JSON.parse(text) as { server?: { name?: unknown } }).server?.name === RESOLVER) return { from: 'resolver' }
-        } catch {
-          // not JSON after all: a line of the stream, checked below
-        }
-      }
-      // servers send one `<id>|<jwt>` per message, but their merge accepts several lines per message
-      lines.push(...text.split('\n').filter((l) => l !== ''))
-    }
-  } finally {
-    clearTimeout(timer)
-    if (!sub.isClosed()) sub.unsubscribe()
-  }
+  const isEnd = (m: Msg) => m.data.length === 0
+  const replies = await gatherReplies(nc, subjects.claimsPack, PROBE, {
+    strategy: 'stall',
+    maxWait: firstMs,
+    stall: STREAM_IDLE_MS,
+    // our resolver refuses the probe in one JSON reply; a server's stream ends with an empty message
+    until: (got) => isEnd(got.at(-1)!) || (got.length === 1 && resolverReplyOf(got[0]!) !== undefined),
+  })
+  if (replies.length === 1 && resolverReplyOf(replies[0]!) !== undefined) return { from: 'resolver' }
+  const ended = replies.length > 0 && isEnd(replies.at(-1)!)
+  // servers send one `<id>|<jwt>` per message, but their merge accepts several lines per message
+  const lines = replies.flatMap((m) => (isEnd(m) ? [] : m.string().split('\n').filter((l) => l !== '')))
   if (lines.length === 0 && !ended) return { from: 'nobody' }
   if (!ended) throw new CliError(`the PACK stream stopped after ${lines.length} accounts without its end: nothing imported, run again`)
   return { from: 'server', lines }

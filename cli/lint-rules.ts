@@ -1,4 +1,4 @@
-import { isTrustedIssuer, peekClaims, type TrustAnchor } from '../shared/index.ts'
+import { isTrustedIssuer, subjects, tryPeek, type TrustAnchor } from '../shared/index.ts'
 
 /** What `mesh lint` reports; the names are stable, for scripts reading `--json`. */
 export type LintRule =
@@ -45,7 +45,7 @@ export function subjectsOverlap(a: string, b: string): boolean {
 
 // The ack subjects of JetStream consumers; their layout is planned to change upstream, so imports and exports
 // written against it will break.
-const JS_ACK = '$JS.ACK.>'
+const JS_ACK = subjects.jsAck
 
 /** Revocation entries already covered by the `*` entry (every user issued before it is revoked anyway). */
 function compactable(revocations: unknown): number {
@@ -74,14 +74,8 @@ function unlimitedJetStream(limits: Obj): string[] {
 
 /** The findings for one stored account JWT; pure, so every rule is table-tested without a server. */
 export function lintAccount(account: string, jwt: string, ctx: LintContext): LintFinding[] {
-  let claims: Obj
-  try {
-    const c: unknown = peekClaims(jwt)
-    if (!isObj(c)) throw new Error('the payload is not a JSON object')
-    claims = c
-  } catch (e) {
-    return [{ account, name: undefined, rule: 'unreadable', detail: (e as Error).message }]
-  }
+  const claims = tryPeek(jwt) as Obj | undefined
+  if (claims === undefined) return [{ account, name: undefined, rule: 'unreadable', detail: 'the payload is not a base64url JSON object' }]
   const name = typeof claims.name === 'string' ? claims.name : undefined
   const out: LintFinding[] = []
   const add = (rule: LintRule, detail: string) => out.push({ account, name, rule, detail })

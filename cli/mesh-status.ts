@@ -1,16 +1,9 @@
 import type { LintFinding } from './lint-rules.ts'
-import type { Msg, NatsConnection } from '@nats-io/nats-core'
-import { subjects, type HealthReport } from '../shared/index.ts'
+import type { NatsConnection } from '@nats-io/nats-core'
+import { jsonOf, subjects, type HealthReport } from '../shared/index.ts'
 import { claimsOf, storedJwt } from './accounts.ts'
 import { CliError } from './cli-error.ts'
-import { collect, mapLimit, request } from './requests.ts'
-
-/** The health subject of each mesh service; other micro services in the account have none we know. */
-export const HEALTH_SUBJECTS: Record<string, string> = {
-  resolver: subjects.resolverHealth,
-  signer: subjects.signerHealth,
-  notifier: subjects.notifierHealth,
-}
+import { gatherReplies, mapLimit, request } from './requests.ts'
 
 export interface EndpointStatus {
   name: string
@@ -67,19 +60,15 @@ export interface AccountStatus {
   findings: LintFinding[]
 }
 
-const json = <T>(m: Msg): T | undefined => {
-  try {
-    return m.json<T>()
-  } catch {
-    return undefined // a reply that is not JSON is skipped, as natscli skips invalid ones
-  }
-}
-
 type MicroReply = { type?: string; name: string; id: string; version: string; started?: string; endpoints?: Record<string, unknown>[] | null }
 
-/** Every instance answering `$SRV.INFO` and `$SRV.STATS`, gathered as `nats micro ls` does. */
+/** As `nats micro ls` gathers: up to `timeoutMs` for the first reply, then until 300 ms pass without one. */
+const likeNatsCli = (timeoutMs: number) => ({ strategy: 'stall', maxWait: timeoutMs, stall: 300 }) as const
+
+/** Every instance answering `$SRV.INFO` or `$SRV.STATS`. */
 async function microReplies(nc: NatsConnection, subject: string, timeoutMs: number): Promise<MicroReply[]> {
-  const replies = (await collect(nc, subject, '', { firstMs: timeoutMs })).map((m) => json<MicroReply>(m))
+  // a reply that is not JSON is skipped, as natscli skips invalid ones
+  const replies = (await gatherReplies(nc, subject, '', likeNatsCli(timeoutMs))).map((m) => jsonOf<MicroReply>(m))
   return replies.filter((r): r is MicroReply => typeof r?.id === 'string' && typeof r.name === 'string')
 }
 
@@ -96,7 +85,7 @@ function endpointStatus(e: Record<string, unknown>): EndpointStatus {
 
 /** Every instance answering `$SRV.INFO` and `$SRV.STATS`, gathered as `nats micro ls` does. */
 export async function gatherServices(nc: NatsConnection, timeoutMs: number): Promise<ServiceInstance[]> {
-  const [infos, stats] = await Promise.all([microReplies(nc, '$SRV.INFO', timeoutMs), microReplies(nc, '$SRV.STATS', timeoutMs)])
+  const [infos, stats] = await Promise.all([microReplies(nc, subjects.micro('INFO'), timeoutMs), microReplies(nc, subjects.micro('STATS'), timeoutMs)])
   const statsById = new Map(stats.map((s) => [s.id, s]))
   return infos
     .map((info) => {
@@ -121,8 +110,8 @@ export async function serviceHealth(nc: NatsConnection, service: string, subject
 export async function gatherServers(nc: NatsConnection, timeoutMs: number): Promise<ServerStatus[]> {
   type Ping = { server?: { name: string; id: string; ver: string; cluster?: string }; statsz?: { connections?: number } }
   const out: ServerStatus[] = []
-  for (const m of await collect(nc, subjects.serverPing, '', { firstMs: timeoutMs })) {
-    const r = json<Ping>(m)
+  for (const m of await gatherReplies(nc, subjects.serverPing, '', likeNatsCli(timeoutMs))) {
+    const r = jsonOf<Ping>(m)
     if (r?.server?.id === undefined) continue
     out.push({ name: r.server.name, id: r.server.id, version: r.server.ver, cluster: r.server.cluster, connections: r.statsz?.connections })
   }
@@ -133,10 +122,13 @@ type Accountz = { server?: { name: string; id: string }; data?: { account_detail
 
 /** ACCOUNTZ from every server (protocol.md §8): which version of `id` each has applied. */
 async function heldVersions(nc: NatsConnection, id: string, stored: string | undefined, servers: ServerStatus[], timeoutMs: number): Promise<HeldVersion[]> {
-  const replies = await collect(nc, subjects.accountz, JSON.stringify({ account: id }), { firstMs: timeoutMs, max: servers.length })
+  const replies = await gatherReplies(nc, subjects.accountz, JSON.stringify({ account: id }), {
+    ...likeNatsCli(timeoutMs),
+    until: (got) => got.length >= servers.length,
+  })
   const byId = new Map<string, string | undefined>()
   for (const m of replies) {
-    const r = json<Accountz>(m)
+    const r = jsonOf<Accountz>(m)
     if (r?.server?.id !== undefined) byId.set(r.server.id, r.data?.account_detail?.jwt)
   }
   return servers.map((s): HeldVersion => {

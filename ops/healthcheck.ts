@@ -1,22 +1,17 @@
 import { connect } from '@nats-io/transport-node'
 import { credsAuthenticator } from '@nats-io/nats-core'
-import { envReader, healthOnHost, readNatsConfig, subjects, type HealthReport } from '../shared/index.ts'
+import { envReader, healthOnHost, isMeshService, MESH_SERVICES, readNatsConfig, subjects, type HealthReport } from '../shared/index.ts'
 
 // `node --import tsx ops/healthcheck.ts <resolver|signer|notifier>`: a container healthcheck. Connects with
 // the service's own NATS_URL and NATS_CREDS, asks the health endpoint of the instance on this host (its
 // `health-on-host` subject, named after the hostname, which is the container's) and exits 0 only when it
 // answers `ok`. One line on stdout either way. With several replicas, another container's instance never
 // answers for this one.
-const HEALTH = {
-  resolver: subjects.resolverHealth,
-  signer: subjects.signerHealth,
-  notifier: subjects.notifierHealth,
-} as const
 const TIMEOUT_MS = 3000
 
 async function check(service: string | undefined): Promise<number> {
-  if (service === undefined || !(service in HEALTH)) {
-    process.stdout.write(`usage: healthcheck.ts <${Object.keys(HEALTH).join('|')}>\n`)
+  if (!isMeshService(service)) {
+    process.stdout.write(`usage: healthcheck.ts <${MESH_SERVICES.join('|')}>\n`)
     return 2
   }
   const r = envReader(process.env)
@@ -30,7 +25,7 @@ async function check(service: string | undefined): Promise<number> {
     timeout: TIMEOUT_MS,
   })
   try {
-    const reply = await nc.request(healthOnHost(HEALTH[service as keyof typeof HEALTH]), '', { timeout: TIMEOUT_MS })
+    const reply = await nc.request(healthOnHost(subjects.health(service)), '', { timeout: TIMEOUT_MS })
     const health = reply.json<HealthReport>()
     process.stdout.write(`${service} ${health.ok ? 'healthy' : 'unhealthy'}: ${reply.string()}\n`)
     return health.ok === true ? 0 : 1

@@ -1,12 +1,5 @@
 import type { NatsConnection } from '@nats-io/nats-core'
-import { subjects, type HealthReport } from '../shared/index.ts'
-
-const SERVICES = {
-  resolver: subjects.resolverHealth,
-  signer: subjects.signerHealth,
-  notifier: subjects.notifierHealth,
-} as const
-type Name = keyof typeof SERVICES
+import { MESH_SERVICES, subjects, type HealthReport, type MeshServiceName as Name } from '../shared/index.ts'
 
 /** What each service adds to its health reply, in a few words. */
 const DETAILS: Record<Name, (h: HealthReport) => string> = {
@@ -18,7 +11,7 @@ const DETAILS: Record<Name, (h: HealthReport) => string> = {
 /** One line for one service, from its health reply (undefined: no reply). */
 export function statusLine(name: Name, h: HealthReport | undefined): string {
   const label = name.padEnd(9)
-  if (h === undefined) return `${label} NO REPLY   starting or down (${SERVICES[name]})`
+  if (h === undefined) return `${label} NO REPLY   starting or down (${subjects.health(name)})`
   const state = (h.ok ? 'healthy' : 'UNHEALTHY').padEnd(10)
   return `${label} ${state} nats ${h.nats.status}  ${DETAILS[name](h)}  id ${h.id.slice(0, 6)}`
 }
@@ -60,9 +53,9 @@ export class StatusBoard {
 
   private async poll(): Promise<void> {
     const replies = await Promise.all(
-      (Object.keys(SERVICES) as Name[]).map(async (name) => {
+      MESH_SERVICES.map(async (name) => {
         try {
-          const m = await this.nc.request(SERVICES[name], '', { timeout: Math.min(1500, this.everyMs) })
+          const m = await this.nc.request(subjects.health(name), '', { timeout: Math.min(1500, this.everyMs) })
           return [name, statusLine(name, m.json<HealthReport>())] as const
         } catch {
           return [name, statusLine(name, undefined)] as const

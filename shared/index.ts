@@ -9,6 +9,8 @@ export {
   decodeJwt,
   verifyJwtAhead,
   peekClaims,
+  tryPeek,
+  tokenFrom,
   checkValidity,
   isExpired,
   nowSeconds,
@@ -17,11 +19,15 @@ export {
   MAX_JWT_BYTES,
   JwtAlgorithm,
 } from './jwt.ts'
-export type { Claims, DecodedJwt } from './jwt.ts'
-export { isAccountKey, isOperatorKey, isPublicKey, KeyRole } from './nkey.ts'
+export type { Claims, DecodedJwt, PeekedClaims } from './jwt.ts'
+export { isAccountKey, isOperatorKey, isServerId, isPublicKey, KeyRole } from './nkey.ts'
 export { isTrustedIssuer, trustAnchorFrom, readTrustAnchor } from './operator.ts'
 export type { TrustAnchor } from './operator.ts'
-export { subjects, PACK_QUEUE, accountAfter, accountOfRequestSubject } from './subjects.ts'
+export { gather, gatherJson, jsonOf } from './gather.ts'
+export type { GatherOptions } from './gather.ts'
+export { subjects, isMeshService, MESH_SERVICES, PACK_QUEUE, accountAfter, accountOfRequestSubject, idInSubject } from './subjects.ts'
+export type { MeshServiceName, MicroVerb } from './subjects.ts'
+export { serviceErrorOf, ServiceErrorHeader } from './service-error.ts'
 export { MeshService, NO_REPLY } from './service.ts'
 export type { EndpointSpec, Reply, ErrorReply } from './service.ts'
 export { runUntilStopped } from './run.ts'
@@ -46,3 +52,16 @@ export type {
 export { admissionOf, isEnforcing, isUserRevoked, jwtDigest } from './enforcement.ts'
 export type { AccountAdmission } from './enforcement.ts'
 export { activationHashId, cleanActivationSubject, isActivationHashId } from './activation-id.ts'
+export { RESOLVER, isResolverReply, resolverReplyOf, packLine } from './resolver-api.ts'
+export type {
+  AccountState,
+  ActivationPutReply,
+  ClaimError,
+  ClaimReply,
+  ClaimServer,
+  ClaimStatus,
+  HistoryPage,
+  HistoryRequest,
+  HistoryVersion,
+  ResolverHealth,
+} from './resolver-api.ts'

@@ -133,14 +133,10 @@ export async function verifyJwtAhead(token: string): Promise<void> {
   const parts = token.split('.')
   if (parts.length !== 3 || Buffer.byteLength(token) > MAX_JWT_BYTES) return
   const [h, p, s] = parts as [string, string, string]
-  let iss: unknown
-  let alg: unknown
-  try {
-    alg = String((JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as { alg?: unknown }).alg ?? '').toLowerCase()
-    iss = (JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as { iss?: unknown }).iss
-  } catch {
-    return // malformed: decodeJwt says how
-  }
+  const header = segmentObject(h)
+  const iss = segmentObject(p)?.iss
+  if (header === undefined) return // malformed: decodeJwt says how
+  const alg = String(header.alg ?? '').toLowerCase()
   if (typeof iss !== 'string' || !/^[OA]/.test(iss) || !isPublicKey(iss, iss[0] as KeyRole) || !SEGMENT.test(s)) return
   const signed = alg === JwtAlgorithm.v2 ? `${h}.${p}` : p
   if (!(await verifyNkeySignatureOffThread(iss, Buffer.from(signed, 'ascii'), Buffer.from(s, 'base64url')))) return
@@ -148,10 +144,40 @@ export async function verifyJwtAhead(token: string): Promise<void> {
   verifiedAhead.set(s, { iss, signed })
 }
 
-/** Reads the claims of a token we produced or already validated, without checking anything. */
+/** The token a request carries as its whole body: refused at once when empty or larger than any JWT may be. */
+export function tokenFrom(msg: { data: Uint8Array; string(): string }): string {
+  if (msg.data.length === 0) throw errors.jwtMalformed('request body is empty')
+  if (msg.data.length > MAX_JWT_BYTES) throw errors.jwtTooLarge(msg.data.length, MAX_JWT_BYTES)
+  return msg.string()
+}
+
+/** The JSON object a token segment holds, or undefined when it holds none; never throws. */
+function segmentObject(seg: string | undefined): Record<string, unknown> | undefined {
+  let v: unknown
+  try {
+    v = JSON.parse(Buffer.from(seg ?? '', 'base64url').toString('utf8'))
+  } catch {
+    return undefined // not base64url JSON: nothing to read
+  }
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined
+}
+
+/** Claims read without any check: every field may be missing or of another type than declared. */
+export type PeekedClaims<N = Record<string, unknown>> = Partial<Omit<Claims, 'nats'>> & { nats?: Partial<N> & { type?: string } }
+
+/**
+ * The claims of any token, read without verifying anything, or undefined when it has no JSON payload. For
+ * wording replies and finding which key to check against; never a basis for trust. The one tolerant peek.
+ */
+export function tryPeek<N = Record<string, unknown>>(token: string): PeekedClaims<N> | undefined {
+  return segmentObject(token.split('.')[1]) as PeekedClaims<N> | undefined
+}
+
+/** Reads the claims of a token we produced or already validated, without checking anything; throws if unreadable. */
 export function peekClaims<N = Record<string, unknown>>(token: string): Claims<N> {
-  const payload = token.split('.')[1] ?? ''
-  return JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Claims<N>
+  const claims = tryPeek<N>(token)
+  if (claims === undefined) throw errors.jwtMalformed('the token has no JSON payload')
+  return claims as Claims<N>
 }
 
 /** Time checks of protocol.md §4.8; `now` in seconds. */

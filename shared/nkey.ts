@@ -21,6 +21,12 @@ export function isPublicKey(key: unknown, role: KeyRole): key is string {
 export const isAccountKey = (key: unknown): key is string => isPublicKey(key, KeyRole.account)
 export const isOperatorKey = (key: unknown): key is string => isPublicKey(key, KeyRole.operator)
 
+/**
+ * A nats-server's id (`server.id` of its `$SYS` replies) is its public server nkey; our resolver's claim
+ * replies carry a micro service id there and never match. Shape only: checked on every reply gathered.
+ */
+export const isServerId = (id: unknown): id is string => typeof id === 'string' && /^N[A-Z2-7]{55}$/.test(id)
+
 function base32Bytes(text: string): number[] {
   const out: number[] = []
   let bits = 0

@@ -1,11 +1,23 @@
 import { errors } from './errors.ts'
 import { isAccountKey } from './nkey.ts'
 
+/** The mesh's own services: their micro name, the `mesh.<service>.*` prefix and the health endpoint. */
+export const MESH_SERVICES = ['resolver', 'signer', 'notifier'] as const
+export type MeshServiceName = (typeof MESH_SERVICES)[number]
+export const isMeshService = (name: unknown): name is MeshServiceName => MESH_SERVICES.includes(name as MeshServiceName)
+
+/** The micro discovery verbs `nats micro ls/info/stats` send (protocol.md §7). */
+export type MicroVerb = 'PING' | 'INFO' | 'STATS'
+
+const health = (service: MeshServiceName) => `mesh.${service}.health`
+
 /**
  * Every subject the mesh speaks, in one place. `$SYS` subjects are nats-server's (protocol.md §2); the
  * `mesh.*` ones are our internal API, reachable only inside the system account.
  */
 export const subjects = {
+  /** `$SYS.REQ.ACCOUNT.<id>.CLAIMS.<verb>`: the per-account claim requests (LOOKUP, UPDATE). */
+  accountClaims: (id: string, verb: string) => `$SYS.REQ.ACCOUNT.${id}.CLAIMS.${verb}`,
   lookup: (id = '*') => `$SYS.REQ.ACCOUNT.${id}.CLAIMS.LOOKUP`,
   accountUpdate: (id = '*') => `$SYS.REQ.ACCOUNT.${id}.CLAIMS.UPDATE`,
   legacyAccountUpdate: (id = '*') => `$SYS.ACCOUNT.${id}.CLAIMS.UPDATE`,
@@ -17,6 +29,8 @@ export const subjects = {
   /** Each nats-server's statistics, sent when they change and as a heartbeat; how servers learn of each other. */
   serverStatsz: (serverId = '*') => `$SYS.SERVER.${serverId}.STATSZ`,
   microPing: (service: string) => `$SRV.PING.${service}`,
+  /** `$SRV.<verb>[.<service>[.<id>]]`: every instance, every instance of a service, or one instance. */
+  micro: (verb: MicroVerb, service?: string, id?: string) => ['$SRV', verb, service, id].filter((t) => t !== undefined).join('.'),
   accountz: '$SYS.REQ.SERVER.PING.ACCOUNTZ',
   /** One server's connections; body: nats-server's ConnzOptions (`acc` filters by account). */
   serverConnz: (serverId = '*') => `$SYS.REQ.SERVER.${serverId}.CONNZ`,
@@ -26,16 +40,18 @@ export const subjects = {
   accountDisconnect: (id = '*') => `$SYS.ACCOUNT.${id}.DISCONNECT`,
   /** JetStream's account purge (system account only): removes every stream and consumer of the account. */
   jsAccountPurge: (id: string) => `$JS.API.ACCOUNT.PURGE.${id}`,
+  /** Every JetStream consumer ack subject; `mesh lint` flags exports and imports of these. */
+  jsAck: '$JS.ACK.>',
 
   signerValidate: 'mesh.signer.validate',
   signerValidateDelete: 'mesh.signer.validate-delete',
   signerValidateActivation: 'mesh.signer.validate-activation',
-  signerHealth: 'mesh.signer.health',
+  signerHealth: health('signer'),
   signerResign: 'mesh.signer.resign',
   signerOperator: 'mesh.signer.operator',
   resolverChanges: (id = '*') => `mesh.resolver.changes.${id}`,
   resolverOutbox: 'mesh.resolver.outbox',
-  resolverHealth: 'mesh.resolver.health',
+  resolverHealth: health('resolver'),
   /** Runs a reconciliation pass (body `{"dryRun":true}` only reports drift) and answers its report. */
   resolverReconcile: 'mesh.resolver.reconcile',
   /** `mesh delete`: the same operator-signed request as `$SYS.REQ.CLAIMS.DELETE`, which servers do not hear. */
@@ -45,28 +61,43 @@ export const subjects = {
   resolverActivationPut: 'mesh.resolver.activation.put',
   resolverActivationGet: 'mesh.resolver.activation.get',
   notifierNotify: 'mesh.notifier.notify',
-  notifierHealth: 'mesh.notifier.health',
+  notifierHealth: health('notifier'),
   /** Delivery reports of enforcing changes, published once their grace period is over (or all is cut off). */
   notifierReports: (id = '*') => `mesh.notifier.reports.${id}`,
+  /** Every endpoint of one mesh service (permissions grant these). */
+  meshService: (service: MeshServiceName) => `mesh.${service}.>`,
+  /** The health endpoint of each mesh service (`mesh.<service>.health`). */
+  health,
 } as const
 
 /** Queue group nats-server's full resolvers use for PACK: only one member answers each request. */
 export const PACK_QUEUE = 'responder'
 
-/** The account id of `$SYS.REQ.ACCOUNT.<id>.CLAIMS.*` (6 tokens, id at index 3), or undefined. */
+/**
+ * The one way an account id is read from a subject: `pattern` is the subject built with `*` for the id
+ * (`subjects.lookup()`), and the id is the one token `subject` has in its place, or undefined when `subject`
+ * does not fit the pattern. Slices rather than splits: LOOKUP's hot path runs it on every request.
+ */
+export function idInSubject(pattern: string, subject: string): string | undefined {
+  const star = pattern.indexOf('*')
+  const prefix = pattern.slice(0, star)
+  const suffix = pattern.slice(star + 1)
+  if (subject.length <= prefix.length + suffix.length || !subject.startsWith(prefix) || !subject.endsWith(suffix)) return undefined
+  const id = subject.slice(prefix.length, subject.length - suffix.length)
+  return id.includes('.') ? undefined : id
+}
+
+/** The account id of `$SYS.REQ.ACCOUNT.<id>.CLAIMS.<verb>`, or undefined. */
 export function accountOfRequestSubject(subject: string): string | undefined {
-  const t = subject.split('.')
-  return t.length === 6 && t[0] === '$SYS' && t[1] === 'REQ' && t[2] === 'ACCOUNT' && t[4] === 'CLAIMS'
-    ? t[3]
-    : undefined
+  return idInSubject(subjects.accountClaims('*', subject.slice(subject.lastIndexOf('.') + 1)), subject)
 }
 
 /**
- * The account id that ends an internal per-account subject (`mesh.resolver.get.<id>` and the like), given
- * the subject built with an empty id; throws REQUEST_INVALID when it is not an account key.
+ * The account id of an internal per-account subject (`mesh.resolver.get.<id>` and the like), given its
+ * pattern (`subjects.resolverGet()`); throws REQUEST_INVALID when it is not an account key.
  */
-export function accountAfter(prefix: string, subject: string): string {
-  const id = subject.startsWith(prefix) ? subject.slice(prefix.length) : ''
+export function accountAfter(pattern: string, subject: string): string {
+  const id = idInSubject(pattern, subject)
   if (!isAccountKey(id)) throw errors.requestInvalid(`${subject.slice(0, 100)} does not name an account public key`)
   return id
 }

@@ -10,9 +10,7 @@ import { renderTable } from '../table.ts'
  */
 export const bootstrapCommand: Command = {
   name: 'bootstrap',
-  args: '',
   summary: 'create the operator, SYS, the system user and service creds in a directory (once)',
-  positionals: { min: 0, max: 0 },
   options: { dir: { type: 'string', value: 'dir', help: 'where to write them (default ./.data)' } },
   async run(ctx) {
     const dir = typeof ctx.options.dir === 'string' ? ctx.options.dir : './.data'

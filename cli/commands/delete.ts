@@ -45,7 +45,6 @@ export const deleteCommand: Command = {
   name: 'delete',
   args: '<account...>',
   summary: 'delete accounts with a request signed by an operator (signing) key',
-  positionals: { min: 1, max: 1000 },
   options: {
     'operator-key': { type: 'string', value: 'file', help: 'file holding the operator or operator signing-key seed (nsc .nk)' },
     yes: { type: 'boolean', help: 'required: confirms the deletion' },

@@ -1,25 +1,10 @@
 import type { NatsConnection } from '@nats-io/nats-core'
-import { subjects } from '../../shared/index.ts'
+import { subjects, type HistoryPage, type HistoryVersion } from '../../shared/index.ts'
 import { CliError } from '../cli-error.ts'
 import { requireAccountKey } from '../accounts.ts'
 import { emit, type Command } from '../context.ts'
 import { request } from '../requests.ts'
 import { formatSeconds, renderTable } from '../table.ts'
-
-interface HistoryVersion {
-  seq: number
-  kind: string
-  jwt: string
-  iat: number
-  at: string
-  via: string
-}
-
-interface HistoryPage {
-  account: string
-  versions: HistoryVersion[]
-  more: boolean
-}
 
 /** Every page of `mesh.resolver.history.<id>`, asking `{"after": <last seq>}` while `more` says so. */
 async function allVersions(nc: NatsConnection, id: string, timeoutMs: number): Promise<HistoryVersion[]> {
@@ -38,7 +23,6 @@ export const historyCommand: Command = {
   name: 'history',
   args: '<account>',
   summary: 'every accepted version of an account, oldest first',
-  positionals: { min: 1, max: 1 },
   async run(ctx) {
     const id = requireAccountKey(ctx.positionals[0]!)
     const versions = await allVersions(await ctx.nats(), id, ctx.global.timeoutMs)

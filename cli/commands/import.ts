@@ -72,7 +72,6 @@ export const importCommand: Command = {
   name: 'import',
   args: '[dir]',
   summary: "fill the mesh from a fleet: a full resolver's dir, an nsc or nats-account-server store, or --pack from a full-resolver server",
-  positionals: { min: 0, max: 1 },
   options: {
     pack: { type: 'boolean', help: 'read a full-resolver server\'s store through $SYS.REQ.CLAIMS.PACK (as nsc pull does)' },
     'dry-run': { type: 'boolean', help: 'report what would be stored, refused and already current; change nothing' },

@@ -18,9 +18,7 @@ function days(v: unknown): number {
 /** `lint`: what will break soon in the stored accounts, judged against the operator the signer trusts. */
 export const lintCommand: Command = {
   name: 'lint',
-  args: '',
   summary: 'report stored accounts that expire soon, are signed by a key the operator dropped, or need care',
-  positionals: { min: 0, max: 0 },
   options: {
     days: { type: 'string', value: 'n', help: 'report accounts expiring within n days (default 14)' },
     operator: { type: 'string', value: 'file', help: "judge against this operator JWT instead of the signer's" },

@@ -5,9 +5,7 @@ import { formatSeconds, renderTable } from '../table.ts'
 /** `list`: every account the resolver lists, with name, iat and exp read from its JWT. */
 export const listCommand: Command = {
   name: 'list',
-  args: '',
   summary: 'list the stored accounts with name, iat and exp',
-  positionals: { min: 0, max: 0 },
   async run(ctx) {
     const nc = await ctx.nats()
     const accounts = (await storedAccounts(nc, ctx.global.timeoutMs)).map(({ account, jwt }): AccountSummary =>

@@ -83,7 +83,6 @@ export const pushCommand: Command = {
   name: 'push',
   args: '<jwt|file|dir>',
   summary: 'push an account JWT, a file holding one, or every account JWT under a directory (nsc store)',
-  positionals: { min: 1, max: 1 },
   options: {
     'enforce-wait': {
       type: 'string',

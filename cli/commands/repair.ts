@@ -7,9 +7,7 @@ import { driftSection, PASS_TIMEOUT_MS, reconcile } from '../reconcile.ts'
  */
 export const repairCommand: Command = {
   name: 'repair',
-  args: '',
   summary: 'bring every nats-server back to what the resolver stores (adopt newer valid versions, re-send the rest)',
-  positionals: { min: 0, max: 0 },
   options: {
     'dry-run': { type: 'boolean', help: 'only report what differs, change nothing' },
   },

@@ -36,9 +36,7 @@ async function resignOne(nc: NatsConnection, jwt: string, timeoutMs: number): Pr
  */
 export const resignCommand: Command = {
   name: 'resign',
-  args: '',
   summary: 'managed mode: re-sign accounts signed by a key the operator dropped (dry run unless --yes)',
-  positionals: { min: 0, max: 0 },
   options: {
     yes: { type: 'boolean', help: 're-sign and push (without it, only list what would be re-signed)' },
     operator: { type: 'string', value: 'file', help: "judge against this operator JWT (the one about to be deployed) instead of the signer's" },

@@ -1,4 +1,4 @@
-import { nowSeconds } from '../../shared/index.ts'
+import { MESH_SERVICES, nowSeconds, subjects } from '../../shared/index.ts'
 import { listIds, requireAccountKey } from '../accounts.ts'
 import { lintAccount } from '../lint-rules.ts'
 import { operatorTrust } from '../operator-trust.ts'
@@ -7,7 +7,6 @@ import {
   accountStatuses,
   gatherServers,
   gatherServices,
-  HEALTH_SUBJECTS,
   serviceHealth,
   type AccountStatus,
   type HealthStatus,
@@ -81,9 +80,7 @@ function problemsOf(health: HealthStatus[], servers: ServerStatus[], drift: Stat
  */
 export const statusCommand: Command = {
   name: 'status',
-  args: '',
   summary: 'services, versions, endpoint stats, health, nats-servers and the account versions they hold',
-  positionals: { min: 0, max: 0 },
   options: {
     account: { type: 'string', value: 'id', help: 'show only this account' },
     all: { type: 'boolean', help: `show every stored account (default: the first ${DEFAULT_ACCOUNTS})` },
@@ -95,7 +92,7 @@ export const statusCommand: Command = {
     const [services, servers, health, ids, drift, trust] = await Promise.all([
       gatherServices(nc, t),
       gatherServers(nc, t),
-      Promise.all(Object.entries(HEALTH_SUBJECTS).map(([name, subject]) => serviceHealth(nc, name, subject, t))),
+      Promise.all(MESH_SERVICES.map((name) => serviceHealth(nc, name, subjects.health(name), t))),
       only !== undefined ? Promise.resolve([only]) : listIds(nc, t).then((x) => x.sort(), (e: Error) => e),
       reconcile(nc, true, Math.max(t, DRIFT_TIMEOUT_MS)).catch((e: unknown) => {
         if (e instanceof CliError) return { error: e.message }

@@ -1,16 +1,18 @@
-import { createInbox, type NatsConnection } from '@nats-io/nats-core'
 import {
   admissionOf,
+  isServerId,
+  jsonOf,
   isUserRevoked,
-  peekClaims,
+  tryPeek,
   subjects,
   type AccountAdmission,
   type ClosedConnection,
   type ServerEnforcement,
+  type NatsConnection,
   type ServerOutcome,
 } from '../../shared/index.ts'
 import type { DisconnectLog } from './disconnect-log.ts'
-import { isServerId, type KnownServer } from './server-directory.ts'
+import type { KnownServer } from './server-directory.ts'
 
 /** How often servers are asked for the account's connections while revoked ones remain. */
 const POLL_MS = 250
@@ -31,11 +33,7 @@ export interface ConnSeen {
 }
 
 const userClaims = (jwt: string | undefined): { iat?: unknown; name?: unknown } => {
-  try {
-    return jwt === undefined ? {} : peekClaims(jwt)
-  } catch {
-    return {}
-  }
+  return (jwt === undefined ? undefined : tryPeek(jwt)) ?? {}
 }
 const userIat = (jwt: string | undefined): number => {
   const iat = userClaims(jwt).iat
@@ -144,27 +142,21 @@ export class EnforcementWatch {
 
   /** One CONNZ round, to each server directly: per server that answered, its forbidden connections. */
   private async forbiddenNow(servers: KnownServer[], waitMs = CONNZ_WAIT_MS): Promise<Map<string, number>> {
-    const inbox = createInbox()
-    const sub = this.nc.subscribe(inbox, { max: servers.length })
-    const timer = setTimeout(() => sub.unsubscribe(), waitMs)
     // `acc` is ConnzOptions' account filter; `auth` adds each connection's user and JWT.
     const body = JSON.stringify({ acc: this.account, auth: true, limit: CONNZ_LIMIT })
-    for (const s of servers) this.nc.publish(subjects.serverConnz(s.id), body, { reply: inbox })
+    const ask = (s: KnownServer) =>
+      this.nc.request(subjects.serverConnz(s.id), body, { timeout: waitMs }).then(
+        (m) => jsonOf<ConnzReply>(m),
+        () => undefined, // silent this round: judged by what it said before
+      )
     const out = new Map<string, number>()
-    for await (const m of sub) {
-      let r: ConnzReply
-      try {
-        r = m.json<ConnzReply>()
-      } catch {
-        continue
-      }
-      if (!isServerId(r.server?.id)) continue
+    for (const r of await Promise.all(servers.map(ask))) {
+      if (!isServerId(r?.server?.id)) continue
       const conns = (r.data?.connections ?? [])
         .filter((c) => c.account === this.account && typeof c.authorized_user === 'string')
         .map((c) => ({ user: c.authorized_user as string, jwt: typeof c.jwt === 'string' ? c.jwt : undefined }))
       out.set(r.server.id, forbiddenCount(this.admission, conns))
     }
-    clearTimeout(timer)
     return out
   }
 }

@@ -1,13 +1,14 @@
-import { createInbox, type NatsConnection } from '@nats-io/nats-core'
-import { subjects, type Logger } from '../../shared/index.ts'
+import { gatherJson, isServerId, subjects, type Logger, type NatsConnection } from '../../shared/index.ts'
+
+/** Where broadcast and the disconnect log have always imported it from. */
+export { isServerId }
+
+type StatszReply = { server?: { id?: unknown; name?: unknown }; statsz?: { active_servers?: unknown } }
 
 export interface KnownServer {
   id: string
   name: string
 }
-
-/** nats-server ids are public server nkeys; our resolver's replies carry a service id and never match. */
-export const isServerId = (id: unknown): id is string => typeof id === 'string' && /^N[A-Z2-7]{55}$/.test(id)
 
 const PING_WAIT_MS = 1000
 const FRESH_MS = 10_000
@@ -52,24 +53,17 @@ export class ServerDirectory {
   }
 
   private async ping(): Promise<void> {
-    const inbox = createInbox()
     const found = new Map<string, KnownServer>()
     let expected = Number.POSITIVE_INFINITY
-    const sub = this.nc.subscribe(inbox)
-    const timer = setTimeout(() => sub.unsubscribe(), PING_WAIT_MS)
-    this.nc.publish(subjects.serverPing, '', { reply: inbox })
-    for await (const m of sub) {
-      try {
-        const r = m.json<{ server?: { id?: unknown; name?: unknown }; statsz?: { active_servers?: unknown } }>()
+    await gatherJson<StatszReply>(this.nc, subjects.serverPing, '', {
+      strategy: 'timer',
+      maxWait: PING_WAIT_MS,
+      each: (r) => {
         if (isServerId(r.server?.id)) found.set(r.server.id, { id: r.server.id, name: String(r.server.name ?? '') })
         if (expected === Number.POSITIVE_INFINITY && typeof r.statsz?.active_servers === 'number') expected = r.statsz.active_servers
-      } catch {
-        // not a server's statsz reply: nothing to learn from it
-      }
-      if (found.size >= expected) break
-    }
-    clearTimeout(timer)
-    sub.unsubscribe()
+      },
+      until: () => found.size >= expected,
+    })
     this.servers = found
     this.refreshedAt = Date.now()
     this.log.debug({ servers: [...found.values()].map((s) => s.name) }, 'servers refreshed')

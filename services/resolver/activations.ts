@@ -2,9 +2,11 @@ import {
   errors,
   isAccountKey,
   isActivationHashId,
-  MAX_JWT_BYTES,
   subjects,
+  tokenFrom,
+  tryPeek,
   validateActivation,
+  type ActivationPutReply,
   type MeshService,
   type NatsConnection,
 } from '../../shared/index.ts'
@@ -12,12 +14,8 @@ import type { AccountStore } from './account-store.ts'
 
 /** The exporting account an activation names, read unverified only to find its JWT; the signer verifies. */
 function exporterOf(token: string): string {
-  let claims: { iss?: unknown; nats?: { issuer_account?: unknown } }
-  try {
-    claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as typeof claims
-  } catch {
-    throw errors.jwtMalformed('the token does not decode')
-  }
+  const claims = tryPeek<{ issuer_account?: unknown }>(token)
+  if (claims === undefined) throw errors.jwtMalformed('the token does not decode')
   const exporter = claims?.nats?.issuer_account ?? claims?.iss
   if (!isAccountKey(exporter)) throw errors.activationInvalid('not issued by an account key')
   return exporter
@@ -33,16 +31,14 @@ export function addActivationEndpoints(service: MeshService, nc: NatsConnection,
     subject: subjects.resolverActivationPut,
     description: "Stores an activation token after the signer checks it against the exporter's JWT",
     async handle(msg, log) {
-      if (msg.data.length === 0) throw errors.jwtMalformed('request body is empty')
-      if (msg.data.length > MAX_JWT_BYTES) throw errors.jwtTooLarge(msg.data.length, MAX_JWT_BYTES)
-      const token = msg.string()
+      const token = tokenFrom(msg)
       const exporter = exporterOf(token)
       const stored = await store.get(exporter)
       if (stored === undefined) throw errors.notFound(`exporting account ${exporter}`)
       const v = await validateActivation(nc, { token, exporterJwt: stored.jwt })
       const outcome = await store.activations.put({ ...v, token, at: new Date().toISOString() })
       if (outcome === 'stored') log.info({ hashId: v.hashId, exporter: v.exporter, importer: v.importer }, 'activation stored')
-      return JSON.stringify({ hashId: v.hashId, outcome })
+      return JSON.stringify({ hashId: v.hashId, outcome } satisfies ActivationPutReply)
     },
   })
   service.endpoint({

@@ -1,11 +1,5 @@
-import { accountAfter, subjects, type MeshService } from '../../shared/index.ts'
+import { accountAfter, subjects, type AccountState, type MeshService } from '../../shared/index.ts'
 import type { AccountStore } from './account-store.ts'
-
-/** What the resolver holds for an account, as `mesh.resolver.get.<id>` answers. */
-export type AccountState =
-  | { account: string; state: 'stored'; jwt: string; iat: number; exp: number }
-  | { account: string; state: 'deleted'; deleted: { at: string; iat: number; request: string } }
-  | { account: string; state: 'unknown' }
 
 /**
  * `mesh.resolver.get.<id>`: the stored JWT, expired ones included, or the tombstone of a deleted account.
@@ -18,7 +12,7 @@ export function addGetEndpoint(service: MeshService, store: AccountStore): void 
     subject: subjects.resolverGet(),
     description: 'What the resolver holds for an account: its JWT, its tombstone, or nothing',
     async handle(msg) {
-      const id = accountAfter(subjects.resolverGet(''), msg.subject)
+      const id = accountAfter(subjects.resolverGet(), msg.subject)
       const stored = await store.get(id)
       if (stored !== undefined) {
         return JSON.stringify({ account: id, state: 'stored', jwt: stored.jwt, iat: stored.iat, exp: stored.exp } satisfies AccountState)

@@ -1,11 +1,11 @@
-import { accountAfter, errors, subjects, type MeshService } from '../../shared/index.ts'
+import { accountAfter, errors, subjects, type HistoryPage, type HistoryRequest, type MeshService } from '../../shared/index.ts'
 import type { AccountStore } from './account-store.ts'
 
 // Replies stay well under nats-server's default 1 MiB max_payload; a long history is read in pages.
 const PAGE_BYTES = 512 * 1024
 const MAX_PAGE = 1000
 
-function pageRequest(body: string): { after?: number } {
+function pageRequest(body: string): HistoryRequest {
   if (body.trim() === '') return {}
   let req: unknown
   try {
@@ -29,7 +29,7 @@ export function addHistoryEndpoint(service: MeshService, store: AccountStore): v
     subject: subjects.resolverHistory(),
     description: 'Every accepted version of an account, oldest first (body {"after": seq} pages on)',
     async handle(msg) {
-      const id = accountAfter(subjects.resolverHistory(''), msg.subject)
+      const id = accountAfter(subjects.resolverHistory(), msg.subject)
       const { after } = pageRequest(msg.string())
       const entries = await store.historyOf(id, { after, limit: MAX_PAGE + 1 })
       const page = []
@@ -39,7 +39,7 @@ export function addHistoryEndpoint(service: MeshService, store: AccountStore): v
         if (page.length > 0 && bytes > PAGE_BYTES) break
         page.push(e)
       }
-      return JSON.stringify({ account: id, versions: page, more: page.length < entries.length })
+      return JSON.stringify({ account: id, versions: page, more: page.length < entries.length } satisfies HistoryPage)
     },
   })
 }

@@ -1,5 +1,4 @@
-import { createInbox, type NatsConnection } from '@nats-io/nats-core'
-import { errors, peekClaims, subjects, type Logger } from '../../shared/index.ts'
+import { errors, gatherJson, subjects, tryPeek, type Logger, type NatsConnection } from '../../shared/index.ts'
 
 /** How long the servers get to answer a JSZ round; each answers within milliseconds of the others. */
 const FIRST_REPLY_MS = 1000
@@ -55,21 +54,13 @@ const assetsIn = (map: AssetMap): JetStreamAsset[] =>
  * details: no usage. `consumer` (singular) is JSzOptions' name for consumer details.
  */
 async function askServers(nc: NatsConnection, filter: Record<string, unknown>, only?: string): Promise<AssetMap> {
-  const inbox = createInbox()
-  const sub = nc.subscribe(inbox)
-  let timer = setTimeout(() => sub.unsubscribe(), FIRST_REPLY_MS)
-  nc.publish(subjects.jsz, JSON.stringify({ ...filter, streams: true, consumer: true }), { reply: inbox })
   const found: AssetMap = new Map()
-  for await (const m of sub) {
-    clearTimeout(timer)
-    timer = setTimeout(() => sub.unsubscribe(), QUIET_MS)
-    try {
-      addReply(found, m.json<JszReply>(), only)
-    } catch {
-      // not a server's JSZ reply
-    }
-  }
-  clearTimeout(timer)
+  await gatherJson<JszReply>(nc, subjects.jsz, JSON.stringify({ ...filter, streams: true, consumer: true }), {
+    strategy: 'stall',
+    maxWait: FIRST_REPLY_MS,
+    stall: QUIET_MS,
+    each: (r) => addReply(found, r, only),
+  })
   return found
 }
 
@@ -131,11 +122,7 @@ export function describeAssets(assets: JetStreamAsset[]): string {
  * requests never carry it). Read only after the signer verified the request.
  */
 export function asksForPurge(token: string): boolean {
-  try {
-    return (peekClaims<{ purge_jetstream?: unknown }>(token).nats?.purge_jetstream ?? false) === true
-  } catch {
-    return false
-  }
+  return tryPeek<{ purge_jetstream?: unknown }>(token)?.nats?.purge_jetstream === true
 }
 
 /** Asks JetStream (system account only) to purge the account; the meta leader, or the lone server, answers. */

@@ -1,4 +1,4 @@
-import { isAccountKey, isExpired, NO_REPLY, subjects, type MeshService } from '../../shared/index.ts'
+import { idInSubject, isAccountKey, isExpired, NO_REPLY, subjects, type MeshService } from '../../shared/index.ts'
 import type { ServiceMsg } from '@nats-io/services'
 import type { AccountStore, StoredAccount } from './account-store.ts'
 import type { ServerCount } from './server-count.ts'
@@ -6,9 +6,7 @@ import type { Servability } from './servable.ts'
 
 const NOT_FOUND = new Uint8Array()
 
-// The endpoint subscribes to `$SYS.REQ.ACCOUNT.*.CLAIMS.LOOKUP`: every subject it receives has exactly this
-// prefix and suffix around one token, so slicing finds the id without splitting the subject.
-const [PREFIX, SUFFIX] = subjects.lookup().split('*') as [string, string]
+const LOOKUP = subjects.lookup()
 
 /**
  * A "not found" every server takes at once: the requester waits for one reply per server it knows (2.9.17+),
@@ -55,7 +53,7 @@ export function addLookupEndpoint(service: MeshService, store: AccountStore, ser
       : 'Serves an account JWT to nats-servers; silent when unknown (RESOLVER_AUTHORITATIVE=false)',
     errorReply: () => NOT_FOUND,
     handle(msg) {
-      const id = msg.subject.slice(PREFIX.length, msg.subject.length - SUFFIX.length)
+      const id = idInSubject(LOOKUP, msg.subject) ?? ''
       const hit = store.cached(id)
       if (hit !== undefined && usable(id, hit, servability)) return hit.jwt
       // nats-server fetches only account keys: anything else comes from a client, and one reply does

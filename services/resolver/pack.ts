@@ -2,6 +2,7 @@ import {
   errors,
   isExpired,
   nowSeconds,
+  packLine,
   PACK_QUEUE,
   peekClaims,
   subjects,
@@ -39,7 +40,7 @@ export function addPackEndpoint(service: MeshService, nc: NatsConnection, store:
       for await (const [id, jwt] of store.entries()) {
         if (isExpired(peekClaims(jwt), now)) continue
         try {
-          msg.respond(`${id}|${jwt}`)
+          msg.respond(packLine(id, jwt))
         } catch (err) {
           // only a JWT near 1 MiB plus its id can outgrow the server's max_payload; the rest still goes out
           log.warn({ account: id, err: { message: (err as Error).message } }, 'account too large to pack')

@@ -1,4 +1,5 @@
-import { subjects, type Logger, type NatsConnection } from '../../shared/index.ts'
+import { Svcm } from '@nats-io/services'
+import type { Logger, NatsConnection } from '../../shared/index.ts'
 
 const PING_MS = 500
 
@@ -9,17 +10,11 @@ const PING_MS = 500
 export async function warnOfLevelPeers(nc: NatsConnection, ownId: string, log: Logger): Promise<void> {
   const others = new Set<string>()
   try {
-    const replies = await nc.requestMany(subjects.microPing('resolver'), '', { maxWait: PING_MS })
-    for await (const m of replies) {
-      try {
-        const id = (m.json() as { id?: unknown }).id
-        if (typeof id === 'string' && id !== ownId) others.add(id)
-      } catch {
-        // not a ping reply
-      }
+    for await (const p of await new Svcm(nc).client({ strategy: 'timer', maxWait: PING_MS }).ping('resolver')) {
+      if (typeof p.id === 'string' && p.id !== ownId) others.add(p.id)
     }
   } catch {
-    return // nobody else answers
+    // nobody else answers (no responders), or a reply that is not a ping ended the round: warn of those seen
   }
   if (others.size > 0) {
     log.warn(

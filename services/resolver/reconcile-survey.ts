@@ -1,5 +1,4 @@
-import { createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core'
-import { isAccountKey, peekClaims, subjects } from '../../shared/index.ts'
+import { gatherJson, isAccountKey, isServerId, subjects, tryPeek, type NatsConnection } from '../../shared/index.ts'
 import type { HeldOnServer } from './reconcile-rule.ts'
 
 /** A nats-server sharing the system account. */
@@ -15,9 +14,6 @@ export interface Inventory {
   files: Set<string>
 }
 
-/** nats-server ids are server nkeys; our resolver's claim replies carry a service id and never match. */
-const isServerId = (id: unknown): id is string => typeof id === 'string' && /^N[A-Z2-7]{55}$/.test(id)
-
 interface ServerReply {
   server?: { id?: unknown; name?: unknown }
   statsz?: { active_servers?: unknown }
@@ -31,30 +27,13 @@ interface ServerReply {
  * Reads what the nats-servers hold, read-only: who they are (`SERVER.PING`), what each has loaded
  * (`SERVER.PING.ACCOUNTZ` with `{}` lists, with `{"account":id}` shows one) and which files each keeps
  * (`CLAIMS.LIST`, which lists a cache server's jwt dir). Every request fans out to all servers; replies come
- * to one subscription, `<inbox>.<n>` per request, so thousands of accounts cost no SUB/UNSUB each.
+ * to the connection's shared reply subscription, so thousands of accounts cost no SUB/UNSUB each.
  */
 export class ServerSurvey {
-  private readonly prefix = createInbox()
-  private readonly waiting = new Map<string, (m: Msg) => void>()
-  private readonly sub: Subscription
-  private next = 0
-
   constructor(
     private readonly nc: NatsConnection,
     private readonly replyWaitMs = 1000,
-  ) {
-    this.sub = nc.subscribe(`${this.prefix}.*`, {
-      callback: (err, m) => {
-        if (err !== null) return
-        // Undefined after its reply window.
-        this.waiting.get(m.subject.slice(this.prefix.length + 1))?.(m)
-      },
-    })
-  }
-
-  close(): void {
-    this.sub.unsubscribe()
-  }
+  ) {}
 
   /** Every server answering `SERVER.PING`; the first reply says how many to wait for. */
   async servers(): Promise<ServerRef[]> {
@@ -95,25 +74,9 @@ export class ServerSurvey {
     })
   }
 
-  /** Publishes with a reply subject of our mux and gathers replies until `enough` says so or the reply window closes. */
+  /** Gathers the servers' replies until `enough` says so or the reply window closes. */
   private ask(subject: string, body: string, enough: (got: ServerReply[]) => boolean): Promise<ServerReply[]> {
-    const token = String(++this.next)
-    return new Promise((resolve) => {
-      const got: ServerReply[] = []
-      const done = () => {
-        clearTimeout(timer)
-        this.waiting.delete(token)
-        resolve(got)
-      }
-      const timer = setTimeout(done, this.replyWaitMs)
-      this.waiting.set(token, (m) => {
-        const r = parse(m)
-        if (r === undefined) return
-        got.push(r)
-        if (enough(got)) done()
-      })
-      this.nc.publish(subject, body, { reply: `${this.prefix}.${token}` })
-    })
+    return gatherJson<ServerReply>(this.nc, subject, body, { strategy: 'timer', maxWait: this.replyWaitMs, until: enough })
   }
 }
 
@@ -125,18 +88,5 @@ function everyOne(servers: ServerRef[]): (got: ServerReply[]) => boolean {
   }
 }
 
-function parse(m: Msg): ServerReply | undefined {
-  try {
-    return m.json<ServerReply>()
-  } catch {
-    return undefined // not a server's JSON reply
-  }
-}
-
-function iatOf(jwt: string): number {
-  try {
-    return Number(peekClaims(jwt).iat ?? 0)
-  } catch {
-    return 0 // unreadable: never newer than what we store
-  }
-}
+/** 0 when unreadable: never newer than what we store. */
+const iatOf = (jwt: string): number => Number(tryPeek(jwt)?.iat ?? 0)

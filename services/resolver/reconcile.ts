@@ -1,7 +1,7 @@
 import {
   errors,
   isAccountKey,
-  peekClaims,
+  tryPeek,
   subjects,
   type Logger,
   type MeshService,
@@ -63,7 +63,6 @@ export class Reconciler {
     clearTimeout(this.timer)
     clearInterval(this.signerProbe)
     await Promise.allSettled([this.running, this.queued])
-    this.survey.close()
   }
 
   /**
@@ -72,12 +71,9 @@ export class Reconciler {
    */
   missed(id: string, jwt: string): void {
     if (!isAccountKey(id)) return
-    let iat = 0
-    try {
-      iat = Number(peekClaims(jwt).iat ?? 0)
-    } catch {
-      return // not a JWT: servers refuse it too
-    }
+    const claims = tryPeek(jwt)
+    if (claims === undefined) return // not a JWT: servers refuse it too
+    const iat = Number(claims.iat ?? 0)
     const known = this.deferred.get(id)
     if (known === undefined && this.deferred.size >= MAX_DEFERRED) {
       this.deps.log.warn({ account: id }, 'too many pushes awaiting a signer: this one is left to the periodic pass')

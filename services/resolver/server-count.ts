@@ -1,8 +1,10 @@
-import { createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core'
-import { subjects, type Logger } from '../../shared/index.ts'
+import type { Msg, Subscription } from '@nats-io/nats-core'
+import { gather, isServerId, subjects, type Logger, type NatsConnection } from '../../shared/index.ts'
 
 /** How often to ask every server for its statistics again (their own heartbeats come in between). */
 const PING_EVERY_MS = 30_000
+/** How long each ping gathers replies; a server slower than this is learnt from its heartbeat. */
+const PING_WAIT_MS = 2000
 /** A server not heard from for this long has gone: longer than two pings and any server's heartbeat. */
 const FORGET_AFTER_MS = 90_000
 
@@ -11,9 +13,6 @@ const FORGET_AFTER_MS = 90_000
  * account; a forged `active_servers` of a billion must not turn each unknown lookup into a flood.
  */
 const MAX_REPLIES = 256
-
-/** nats-server ids are public server nkeys. */
-const isServerId = (id: unknown): id is string => typeof id === 'string' && /^N[A-Z2-7]{55}$/.test(id)
 
 interface Heard {
   at: number
@@ -36,8 +35,7 @@ interface Heard {
  */
 export class ServerCount {
   private readonly heard = new Map<string, Heard>()
-  private readonly inbox = createInbox()
-  private subs: Subscription[] = []
+  private sub: Subscription | undefined
   private timer: NodeJS.Timeout | undefined
 
   constructor(
@@ -46,13 +44,11 @@ export class ServerCount {
   ) {}
 
   start(): void {
-    const learn = (err: Error | null, m: Msg) => {
-      if (err === null) this.learn(m)
-    }
-    this.subs = [
-      this.nc.subscribe(subjects.serverStatsz(), { callback: learn }),
-      this.nc.subscribe(this.inbox, { callback: learn }),
-    ]
+    this.sub = this.nc.subscribe(subjects.serverStatsz(), {
+      callback: (err, m) => {
+        if (err === null) this.learn(m)
+      },
+    })
     this.ping()
     this.timer = setInterval(() => this.ping(), PING_EVERY_MS)
     this.timer.unref()
@@ -60,8 +56,8 @@ export class ServerCount {
 
   stop(): void {
     clearInterval(this.timer)
-    for (const s of this.subs) s.unsubscribe()
-    this.subs = []
+    this.sub?.unsubscribe()
+    this.sub = undefined
   }
 
   /** The empty replies a "not found" needs: at least one, and one per remote server any requester may count. */
@@ -80,13 +76,12 @@ export class ServerCount {
     return Math.min(MAX_REPLIES, Math.max(1, servers - 1, widest - 1))
   }
 
+  /** Each reply is learnt as it arrives: the first lookups after start need the count at once. */
   private ping(): void {
-    try {
-      this.nc.publish(subjects.serverPing, '', { reply: this.inbox })
-    } catch (err) {
+    gather(this.nc, subjects.serverPing, '', { strategy: 'timer', maxWait: PING_WAIT_MS, each: (m) => this.learn(m) }).catch((err: unknown) => {
       // closed or draining: the count keeps its last value, and stop() ends the timer
       this.log.debug({ err }, 'server ping not sent')
-    }
+    })
   }
 
   private learn(m: Msg): void {

@@ -4,6 +4,7 @@ import {
   isOperatorKey,
   nowSeconds,
   subjects,
+  tokenFrom,
   verifyJwtAhead,
   type MeshService,
 } from '../../shared/index.ts'
@@ -33,8 +34,7 @@ export function addResignEndpoints(service: MeshService, config: SignerConfig): 
     subject: subjects.signerResign,
     description: 'Re-signs an operator-signed account JWT with the current signing key, under the managed policy',
     async handle(msg, log) {
-      if (msg.data.length === 0) throw errors.jwtMalformed('request body is empty')
-      const token = msg.string()
+      const token = tokenFrom(msg)
       await verifyJwtAhead(token)
       const jwt = resignAccount(token, config)
       log.info({ account: decodeJwt(jwt).claims.sub }, 'account re-signed')

@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs'
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import addFormats from 'ajv-formats'
-import { createInbox, headers, type Msg, type NatsConnection } from '@nats-io/nats-core'
+import { headers, type Msg, type NatsConnection } from '@nats-io/nats-core'
+import { gather, subjects, type MicroVerb } from '../../shared/index.ts'
 
-export type MicroVerb = 'PING' | 'INFO' | 'STATS'
+export type { MicroVerb } from '../../shared/index.ts'
 
 export interface MicroEndpointInfo {
   name: string
@@ -65,29 +66,18 @@ function natscliRequest(): { body: string; opts: { headers: ReturnType<typeof he
  * Gathers replies as `nats micro ls` does: wait up to `timeoutMs` for a first reply, then keep reading until
  * `silenceMs` pass without one.
  */
-export async function collectLikeNatsCli(
+export function collectLikeNatsCli(
   nc: NatsConnection,
   subject: string,
   { timeoutMs = 5000, silenceMs = 300 }: { timeoutMs?: number; silenceMs?: number } = {},
 ): Promise<Msg[]> {
-  const inbox = createInbox()
-  const sub = nc.subscribe(inbox)
-  let timer = setTimeout(() => sub.unsubscribe(), timeoutMs)
   const { body, opts } = natscliRequest()
-  nc.publish(subject, body, { reply: inbox, ...opts })
-  const out: Msg[] = []
-  for await (const m of sub) {
-    out.push(m)
-    clearTimeout(timer)
-    timer = setTimeout(() => sub.unsubscribe(), silenceMs)
-  }
-  clearTimeout(timer)
-  return out
+  return gather(nc, subject, body, { strategy: 'stall', maxWait: timeoutMs, stall: silenceMs, ...opts })
 }
 
 /** `$SRV.<verb>.<name>.<id>`, first reply, as `nats micro info` and `stats` ask one instance. */
 export async function askInstance<T>(nc: NatsConnection, verb: MicroVerb, name: string, id: string): Promise<T> {
   const { body, opts } = natscliRequest()
-  const reply = await nc.request(`$SRV.${verb}.${name}.${id}`, body, { timeout: 3000, ...opts })
+  const reply = await nc.request(subjects.micro(verb, name, id), body, { timeout: 3000, ...opts })
   return reply.json<T>()
 }

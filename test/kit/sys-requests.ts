@@ -1,23 +1,12 @@
-import { createInbox, type Msg, type NatsConnection } from '@nats-io/nats-core'
-import { subjects } from '../../shared/index.ts'
+import type { Msg, NatsConnection } from '@nats-io/nats-core'
+import { gather as gatherReplies, isResolverReply, subjects, type ClaimReply } from '../../shared/index.ts'
 import { waitFor } from './wait-for.ts'
 
-/** Publishes with a reply inbox and gathers replies until `count` arrived or `ms` passed (like nsc and natscli). */
-export async function gather(nc: NatsConnection, subject: string, body: string | Uint8Array, count: number, ms = 2000): Promise<Msg[]> {
-  const inbox = createInbox()
-  const sub = nc.subscribe(inbox, { max: count })
-  const timer = setTimeout(() => sub.unsubscribe(), ms)
-  nc.publish(subject, body, { reply: inbox })
-  const out: Msg[] = []
-  for await (const m of sub) out.push(m)
-  clearTimeout(timer)
-  return out
-}
+export type { ClaimReply } from '../../shared/index.ts'
 
-export interface ClaimReply {
-  server: { name: string; id: string; time: string; seq: number; jetstream: boolean }
-  data?: { account?: string; code: number; message: string }
-  error?: { account?: string; code: number; description: string; reason?: string }
+/** Gathers replies until `count` arrived or `ms` passed (like nsc and natscli). */
+export function gather(nc: NatsConnection, subject: string, body: string | Uint8Array, count: number, ms = 2000): Promise<Msg[]> {
+  return gatherReplies(nc, subject, body, { strategy: 'count', maxMessages: count, maxWait: ms })
 }
 
 /**
@@ -26,7 +15,7 @@ export interface ClaimReply {
  */
 export async function push(nc: NatsConnection, subject: string, jwt: string | Uint8Array, servers: number): Promise<{ ours: ClaimReply; all: ClaimReply[] }> {
   const replies = (await gather(nc, subject, jwt, servers + 1, 3000)).map((m) => m.json<ClaimReply>())
-  const ours = replies.find((r) => r.server?.name === 'resolver')
+  const ours = replies.find(isResolverReply)
   if (ours === undefined) throw new Error(`no reply from the resolver among ${replies.length}: ${JSON.stringify(replies)}`)
   return { ours, all: replies }
 }
