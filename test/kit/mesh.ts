@@ -1,4 +1,5 @@
 import type { NatsConnection } from '@nats-io/nats-core'
+import { createAccount } from '@nats-io/nkeys'
 import type { Test } from 'tap'
 import { subjects } from '../../shared/index.ts'
 import { connectWith } from './clients.ts'
@@ -6,7 +7,8 @@ import { makeFixture, type Fixture } from './fixtures.ts'
 import { jetstreamEnv, startJsCluster } from './jetstream.ts'
 import { startCluster, startNatsServer, type NatsServerHandle, type StartOptions } from './nats-server.ts'
 import { startResolver, startService, type ServiceName, type ServiceProcess } from './services.ts'
-import { clusterFormed, push, type ClaimReply } from './sys-requests.ts'
+import { clusterFormed, gather, push, type ClaimReply } from './sys-requests.ts'
+import { waitFor } from './wait-for.ts'
 
 export type ResolverProcess = ServiceProcess & { dataDir: string }
 
@@ -132,4 +134,17 @@ export async function startMesh(t: Test, opts: MeshOptions = {}): Promise<Mesh> 
     lookup: (id) => lookup(sys, id),
   }
   return mesh
+}
+
+/**
+ * Waits until the resolver answers a lookup of an unknown account with `replies` empty replies: it then has
+ * heard that many servers besides the requester's (services/resolver/server-count.ts), so a requester that
+ * waits for one reply per other server is refused at once.
+ */
+export async function resolverCountsServers(sys: NatsConnection, replies: number, ms = 10_000): Promise<void> {
+  const nobody = createAccount().getPublicKey()
+  await waitFor(async () => (await gather(sys, subjects.lookup(nobody), '', replies + 1, 500)).length === replies, {
+    ms,
+    what: `the resolver to send ${replies} empty replies to an unknown account's lookup`,
+  })
 }
