@@ -37,7 +37,6 @@ async function killWhenStored(sys: NatsConnection, svc: ServiceProcess, count: n
 }
 
 t.test(`SIGKILL of the resolver with ${IN_FLIGHT} pushes in flight, ${ROUNDS} times: nothing acknowledged is lost`, async (t) => {
-  const suite = t
   const mesh = await startMesh(t, { cluster: true, resolvers: 0 })
   const { fx, sys } = mesh
   const dataDir = await tempDir(t, 'resolver')
@@ -82,7 +81,7 @@ t.test(`SIGKILL of the resolver with ${IN_FLIGHT} pushes in flight, ${ROUNDS} ti
       t.comment(`killed after ${killAfter} stored: ${ok} acknowledged, ${IN_FLIGHT - ok} unanswered`)
 
       // A store that needed repair would not open: the resolver would exit instead of registering.
-      resolver = await mesh.start('resolver', { RESOLVER_DATA_DIR: dataDir }, 0, suite)
+      resolver = await mesh.start('resolver', { RESOLVER_DATA_DIR: dataDir })
       for (const [id, jwt] of acked) {
         const served = await lookup(id)
         // A push whose reply was lost to the kill may have landed after the acknowledged one: only newer is fine.

@@ -54,7 +54,6 @@ const ours = (msgs: Msg[]) => {
 }
 
 t.test('list, delete, pack, activations and history against real servers', async (t) => {
-  const suite = t
   const mesh = await startMesh(t, { servers: 2 })
   const { fx, servers, sys } = mesh
   const resolver = mesh.resolvers[0]!
@@ -260,7 +259,7 @@ t.test('list, delete, pack, activations and history against real servers', async
     const nc = await connectWith(t, servers[0]!, user.creds)
     await nc.flush()
 
-    notifier = await mesh.start('notifier', {}, 0, suite)
+    notifier = await mesh.start('notifier')
     const skipped = await waitFor(
       () => resolver.logs.find((l) => l.msg === 'delete request not sent again: it names re-created accounts' && l.account === d.id),
       { ms: 10_000, what: "the resolver's delivery of D's deletion" },

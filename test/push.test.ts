@@ -14,8 +14,6 @@ import { waitFor } from './kit/wait-for.ts'
 const now = () => Math.floor(Date.now() / 1000)
 
 t.test('push pipeline on a 3-node cluster of cache-mode servers', async (t) => {
-  // Services restarted inside a subtest must outlive it.
-  const suite = t
   const mesh = await startMesh(t, { servers: 3, server: { maxPayload: 4 * 1024 * 1024 } })
   const { fx, servers, sys } = mesh
   const resolver = mesh.resolvers[0]!
@@ -177,7 +175,7 @@ t.test('push pipeline on a 3-node cluster of cache-mode servers', async (t) => {
     const seedFile = join(fx.dir, 'signing.nk')
     await writeFile(seedFile, new TextDecoder().decode(signing.getSeed()), { mode: 0o600 })
     t.equal(await signer.stop(), 0)
-    signer = await mesh.start('signer', { SIGNER_SEED_FILE: seedFile, SIGNER_MAX_CONN: '100' }, 0, suite)
+    signer = await mesh.start('signer', { SIGNER_SEED_FILE: seedFile, SIGNER_MAX_CONN: '100' })
     const managedKp = createAccount()
     const managed: AccountIdentity = { name: 'MANAGED', kp: managedKp, id: managedKp.getPublicKey(), jwt: '' }
     const selfSigned = await encodeAccount('MANAGED', managedKp, { limits: { conn: 10 } })
@@ -218,7 +216,7 @@ t.test('push pipeline on a 3-node cluster of cache-mode servers', async (t) => {
     await nc.flush()
     t.notOk(nc.isClosed(), 'still connected while no notifier runs')
 
-    notifier = await mesh.start('notifier', {}, 0, suite)
+    notifier = await mesh.start('notifier')
     await waitFor(() => nc.isClosed(), { ms: 10_000, what: 'the revoked user to be disconnected' })
     t.ok(nc.isClosed())
   })

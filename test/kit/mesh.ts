@@ -48,9 +48,12 @@ export interface Mesh {
   notifiers: ServiceProcess[]
   /** The servers still running. */
   alive(): NatsServerHandle[]
-  /** Another instance of a service with the mesh's environment plus `env`, connected first to `servers[first]`. */
+  /**
+   * Another instance of a service with the mesh's environment plus `env`, connected first to `servers[first]`;
+   * it stops when the mesh's test ends (not a subtest's), unless `test` says otherwise.
+   */
   start(name: 'resolver', env?: Record<string, string>, first?: number, test?: Test): Promise<ResolverProcess>
-  start(name: Exclude<ServiceName, 'resolver'>, env?: Record<string, string>, first?: number, test?: Test): Promise<ServiceProcess>
+  start(name: ServiceName, env?: Record<string, string>, first?: number, test?: Test): Promise<ServiceProcess>
   /** Starts node i again on its port (and with its JetStream data when jetstream). */
   restartServer(i: number): Promise<NatsServerHandle>
   /** Pushes as nsc does on `$SYS.REQ.CLAIMS.UPDATE` (or `subject`), expecting a reply from every live server. */
