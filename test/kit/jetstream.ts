@@ -2,7 +2,6 @@ import type { Test } from 'tap'
 import type { Fixture } from './fixtures.ts'
 import { tempDir } from './fixtures.ts'
 import { freePort, startNatsServer, type NatsServerHandle } from './nats-server.ts'
-import { startResolver, type ServiceProcess } from './services.ts'
 
 export interface JsCluster {
   servers: NatsServerHandle[]
@@ -39,16 +38,3 @@ export const jetstreamEnv = (fx: Fixture, replicas = 3): Record<string, string> 
   RESOLVER_JS_CREDS: fx.meshCredsPath,
   RESOLVER_JS_REPLICAS: String(replicas),
 })
-
-/** A jetstream-mode resolver connected first to `servers[first]`; `dataDir` reuses a local view. */
-export function startJsResolver(
-  t: Test,
-  fx: Fixture,
-  servers: NatsServerHandle[],
-  first: number,
-  env: Record<string, string> = {},
-): Promise<ServiceProcess & { dataDir: string }> {
-  const live = servers.filter((s) => s.proc.exitCode === null && s.proc.signalCode === null)
-  const at = [live[first % live.length]!, ...live.filter((_, j) => j !== first % live.length)]
-  return startResolver(t, fx, at, { ...jetstreamEnv(fx), ...env })
-}
