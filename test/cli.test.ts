@@ -9,11 +9,11 @@ import { progressBar } from '../cli/progress.ts'
 import { renderTable } from '../cli/table.ts'
 import { runMesh as run } from './kit/cli.ts'
 import { connectWith } from './kit/clients.ts'
-import { makeFixture, tempDir } from './kit/fixtures.ts'
+import { tempDir } from './kit/fixtures.ts'
 import { accountJwt } from './kit/jwts.ts'
-import { freePort, startCluster } from './kit/nats-server.ts'
-import { startResolver, startService } from './kit/services.ts'
-import { appliedJwts, clusterFormed } from './kit/sys-requests.ts'
+import { startMesh } from './kit/mesh.ts'
+import { freePort } from './kit/nats-server.ts'
+import { appliedJwts } from './kit/sys-requests.ts'
 import { waitFor } from './kit/wait-for.ts'
 
 const now = () => Math.floor(Date.now() / 1000)
@@ -53,13 +53,9 @@ t.test('bootstrap writes identities and prints where, without NATS and without s
 })
 
 t.test('every command against a live mesh', async (t) => {
-  const fx = await makeFixture(t)
-  const servers = await startCluster(t, fx, 2)
-  const sys = await connectWith(t, servers, fx.sysUser.creds)
-  await clusterFormed(sys, 2)
-  const resolver = await startResolver(t, fx, servers)
-  await startService(t, 'signer', fx, servers)
-  await startService(t, 'notifier', fx, servers)
+  const live = await startMesh(t, { servers: 2 })
+  const { fx, servers, sys } = live
+  const resolver = live.resolvers[0]!
   const signing = fx.op.signingKp
   const secrets = [seedOf(signing), seedOf(fx.op.kp), seedOf(fx.sysUser.kp), fx.sysUser.creds.split('\n')[1]!]
   const conn = ['--server', servers[0]!.url, '--creds', fx.sysCredsPath]

@@ -3,11 +3,9 @@ import { createAccount } from '@nats-io/nkeys'
 import { changeFrom, subjects, type Change } from '../shared/index.ts'
 import { newUser, type AccountIdentity } from '../ops/identities.ts'
 import { connectWith } from './kit/clients.ts'
-import { makeFixture } from './kit/fixtures.ts'
 import { accountJwt } from './kit/jwts.ts'
-import { startCluster } from './kit/nats-server.ts'
-import { startResolver, startService } from './kit/services.ts'
-import { appliedJwts, clusterFormed, push } from './kit/sys-requests.ts'
+import { startMesh } from './kit/mesh.ts'
+import { appliedJwts, push } from './kit/sys-requests.ts'
 import { waitFor } from './kit/wait-for.ts'
 
 const LONG = process.env.MESH_LONG_TESTS === '1'
@@ -23,13 +21,7 @@ function shuffle<T>(a: T[]): T[] {
 }
 
 t.test(`${VERSIONS} versions of one account pushed at once, in random order, on both update subjects`, async (t) => {
-  const fx = await makeFixture(t)
-  const servers = await startCluster(t, fx, 3)
-  const sys = await connectWith(t, servers, fx.sysUser.creds)
-  await clusterFormed(sys, 3)
-  await startResolver(t, fx, servers)
-  await startService(t, 'signer', fx, servers)
-  await startService(t, 'notifier', fx, servers)
+  const { fx, servers, sys } = await startMesh(t, { servers: 3 })
 
   const kp = createAccount()
   const id = kp.getPublicKey()

@@ -2,40 +2,45 @@ import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { createAccount } from '@nats-io/nkeys'
-import { peekClaims, subjects } from '../shared/index.ts'
+import type { NatsConnection } from '@nats-io/nats-core'
+import { changeFrom, peekClaims, subjects } from '../shared/index.ts'
 import { AccountStore } from '../services/resolver/account-store.ts'
-import { connectWith } from './kit/clients.ts'
-import { makeFixture, tempDir } from './kit/fixtures.ts'
+import { tempDir } from './kit/fixtures.ts'
 import { accountJwt } from './kit/jwts.ts'
-import { startCluster } from './kit/nats-server.ts'
-import { startResolver, startService, type ServiceProcess } from './kit/services.ts'
+import { startMesh } from './kit/mesh.ts'
+import { type ServiceProcess } from './kit/services.ts'
 import { push, type ClaimReply } from './kit/sys-requests.ts'
 
 const LONG = process.env.MESH_LONG_TESTS === '1'
 const ROUNDS = LONG ? 12 : 3
 const IN_FLIGHT = 32
 
-/** SIGKILLs the resolver the moment its output shows `count` stored pushes: no polling delay, so others are mid-way. */
-async function killWhenStored(svc: ServiceProcess, count: number): Promise<void> {
+/**
+ * SIGKILLs the resolver the moment it has announced `count` stored versions (its change events): no polling
+ * delay, so others are mid-way. Subscribed synchronously: call it before sending the pushes.
+ */
+async function killWhenStored(sys: NatsConnection, svc: ServiceProcess, count: number): Promise<void> {
   let seen = 0
-  const check = (d?: Buffer) => {
-    seen += d === undefined ? 0 : d.toString().split('"msg":"jwt stored"').length - 1
+  const check = () => {
     if (seen >= count && svc.proc.exitCode === null) svc.proc.kill('SIGKILL')
   }
-  svc.proc.stdout?.on('data', check)
+  const sub = sys.subscribe(subjects.resolverChanges(), {
+    callback: (_err, m) => {
+      const kind = changeFrom(m)?.kind
+      if (kind === 'created' || kind === 'updated') seen++
+      check()
+    },
+  })
   check()
   await svc.exited
+  sub.unsubscribe()
 }
 
 t.test(`SIGKILL of the resolver with ${IN_FLIGHT} pushes in flight, ${ROUNDS} times: nothing acknowledged is lost`, async (t) => {
-  const suite = t
-  const fx = await makeFixture(t)
-  const servers = await startCluster(t, fx, 1)
-  const sys = await connectWith(t, servers, fx.sysUser.creds)
-  await startService(t, 'signer', fx, servers)
-  await startService(t, 'notifier', fx, servers)
+  const mesh = await startMesh(t, { cluster: true, resolvers: 0 })
+  const { fx, sys } = mesh
   const dataDir = await tempDir(t, 'resolver')
-  let resolver = await startResolver(t, fx, servers, { RESOLVER_DATA_DIR: dataDir })
+  let resolver = await mesh.start('resolver', { RESOLVER_DATA_DIR: dataDir })
 
   /** Per account: the version acknowledged last, and every version ever sent (a push without a reply may have landed). */
   const acked = new Map<string, string>()
@@ -56,10 +61,11 @@ t.test(`SIGKILL of the resolver with ${IN_FLIGHT} pushes in flight, ${ROUNDS} ti
         return { id, jwt, subject }
       })
       const killAfter = Math.floor(Math.random() * (IN_FLIGHT * 0.75))
+      const killed = killWhenStored(sys, resolver, killAfter)
       const replies = Promise.all(
         batch.map((p) => push(sys, p.subject, p.jwt, 1).then((r) => r.ours, (): ClaimReply | undefined => undefined)),
       )
-      await killWhenStored(resolver, killAfter)
+      await killed
       const ours = await replies
 
       let ok = 0
@@ -75,7 +81,7 @@ t.test(`SIGKILL of the resolver with ${IN_FLIGHT} pushes in flight, ${ROUNDS} ti
       t.comment(`killed after ${killAfter} stored: ${ok} acknowledged, ${IN_FLIGHT - ok} unanswered`)
 
       // A store that needed repair would not open: the resolver would exit instead of registering.
-      resolver = await startResolver(suite, fx, servers, { RESOLVER_DATA_DIR: dataDir })
+      resolver = await mesh.start('resolver', { RESOLVER_DATA_DIR: dataDir })
       for (const [id, jwt] of acked) {
         const served = await lookup(id)
         // A push whose reply was lost to the kill may have landed after the acknowledged one: only newer is fine.

@@ -5,7 +5,7 @@ import { headers, type NatsConnection } from '@nats-io/nats-core'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { createAccount, createOperator, type KeyPair } from '@nats-io/nkeys'
 import { encodeOperator } from '@nats-io/jwt'
-import { admissionOf, ChangeHeader, changeFrom, isEnforcing, isUserRevoked, subjects } from '../shared/index.ts'
+import { admissionOf, ChangeHeader, changeFrom, isEnforcing, isUserRevoked, subjects, type DeliveryReport } from '../shared/index.ts'
 import { newUser, UNLIMITED, type AccountIdentity, type UserIdentity } from '../ops/identities.ts'
 import { forbiddenCount, judgeServer } from '../services/notifier/enforcement.ts'
 import { asksForPurge, describeAssets } from '../services/resolver/jetstream-usage.ts'
@@ -15,9 +15,8 @@ import { runMesh } from './kit/cli.ts'
 import { connectWith } from './kit/clients.ts'
 import { makeFixture } from './kit/fixtures.ts'
 import { accountJwt, signClaims } from './kit/jwts.ts'
-import { startCluster, type NatsServerHandle } from './kit/nats-server.ts'
-import { startResolver, startService } from './kit/services.ts'
-import { clusterFormed, gather, push } from './kit/sys-requests.ts'
+import { startMesh } from './kit/mesh.ts'
+import { gather, push } from './kit/sys-requests.ts'
 import { waitFor } from './kit/wait-for.ts'
 
 const now = () => Math.floor(Date.now() / 1000)
@@ -104,13 +103,17 @@ t.test('confirmed revocations and JetStream-aware delete on a 3-node cluster', a
   const rotatedPath = join(fx.dir, 'operator-rotated.jwt')
   await writeFile(rotatedPath, rotatedJwt)
   const rotated = { ...fx, operatorJwtPath: rotatedPath }
-  const servers = await startCluster(t, fx, 3, { jetstream: true, fixtureOf: (i) => (i < 2 ? rotated : fx) })
-  const sys = await connectWith(t, servers, fx.sysUser.creds)
-  await clusterFormed(sys, 3)
-  const env = { OPERATOR_JWT: rotatedPath }
-  const resolver = await startResolver(t, fx, servers, env)
-  await startService(t, 'signer', fx, servers, env)
-  const notifier = await startService(t, 'notifier', fx, servers, { ...env, NOTIFIER_ENFORCE_GRACE_MS: '2000' })
+  const live = await startMesh(t, {
+    fx,
+    servers: 3,
+    jetstream: true,
+    store: 'level',
+    fixtureOf: (i) => (i < 2 ? rotated : fx),
+    env: { OPERATOR_JWT: rotatedPath },
+    notifierEnv: { NOTIFIER_ENFORCE_GRACE_MS: '2000' },
+  })
+  const { servers, sys } = live
+  const resolver = live.resolvers[0]!
 
   const secrets = [seedOf(fx.op.signingKp), seedOf(key2), seedOf(fx.op.kp)]
   const mesh = async (...args: string[]) => {
@@ -171,12 +174,24 @@ t.test('confirmed revocations and JetStream-aware delete on a 3-node cluster', a
     for (const body of ['garbage', '{}', '[]', JSON.stringify(forged), '{"client":null,"reason":7}']) sys.publish(subjects.accountDisconnect(demo.id), body)
     for (const body of ['garbage', '{"digest":5}', 'null', '{"digest":"00"}']) sys.publish(subjects.notifierReports(demo.id), body)
     await sys.flush()
+    const reports: DeliveryReport[] = []
+    sys.subscribe(subjects.notifierReports(demo.id), {
+      callback: (_e, m) => {
+        try {
+          reports.push(m.json<DeliveryReport>())
+        } catch {
+          // not a report (the hostile bodies above)
+        }
+      },
+    })
+    await sys.flush()
     const readable = await pushFile(version(demo, { revocations: { [alice.kp.getPublicKey()]: now(), [bob.kp.getPublicKey()]: now() } }))
     t.equal(readable.code, 0, readable.stderr)
     if (process.env.SHOW_OUTPUT) console.error(`OUTPUT1\n${readable.stdout}`)
     t.match(readable.stdout, /DEMO: revocation in force on 3\/3 servers, 3 connections closed/)
     t.match(readable.stdout, /n1: closed 1 \(bob\)/)
-    t.ok(notifier.logs.some((l) => l.msg === 'enforcement reported'))
+    await waitFor(() => reports.some((r) => r.enforcement?.servers.length === 3), { what: "the notifier's enforcement report" })
+    t.pass('the notifier published its enforcement report')
   })
 
   await t.test('a server that keeps a revoked user connected is reported as a failure', async (t) => {

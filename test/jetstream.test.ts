@@ -10,11 +10,12 @@ import { createLogger, subjects } from '../shared/index.ts'
 import { newAccount, newUser } from '../ops/identities.ts'
 import { connectWith } from './kit/clients.ts'
 import { credsFile, makeFixture, tempDir } from './kit/fixtures.ts'
-import { jetstreamEnv, startJsCluster, startJsResolver } from './kit/jetstream.ts'
+import { jetstreamEnv } from './kit/jetstream.ts'
 import { accountJwt } from './kit/jwts.ts'
+import { startMesh, type ResolverProcess } from './kit/mesh.ts'
 import { startNatsServer } from './kit/nats-server.ts'
-import { baseEnv, serviceCredsPath, spawnService, startResolver, startService } from './kit/services.ts'
-import { clusterFormed, push } from './kit/sys-requests.ts'
+import { baseEnv, serviceCredsPath, spawnService, startResolver } from './kit/services.ts'
+import { push } from './kit/sys-requests.ts'
 import { waitFor } from './kit/wait-for.ts'
 
 const now = () => Math.floor(Date.now() / 1000)
@@ -56,18 +57,15 @@ t.test('without RESOLVER_JS_REPLICAS a single server keeps one replica', async (
 })
 
 t.test('two instances on a 3-node JetStream cluster share one store; internal subjects serve nothing', async (t) => {
-  const fx = await makeFixture(t)
-  const { servers } = await startJsCluster(t, fx)
-  const sys = await connectWith(t, servers, fx.sysUser.creds, { reconnect: true })
-  await clusterFormed(sys, 3)
-  const [r1, r2] = await Promise.all([startJsResolver(t, fx, servers, 0), startJsResolver(t, fx, servers, 1)])
-  await startService(t, 'signer', fx, servers)
+  const mesh = await startMesh(t, { servers: 3, jetstream: true, resolvers: 2, notifiers: 0 })
+  const { fx, sys } = mesh
+  const [r1, r2] = mesh.resolvers as [ResolverProcess, ResolverProcess]
 
   const announced = new Set<string>()
   const events = sys.subscribe(subjects.resolverChanges(), { callback: (_e, m) => void announced.add(m.headers?.get('Mesh-Account') ?? '') })
   const ids = Array.from({ length: 10 }, () => createAccount().getPublicKey())
   for (const id of ids) {
-    t.equal((await push(sys, subjects.claimsUpdate, accountJwt(fx.op.signingKp, id, {}, { iat: now() }), 3)).ours.data?.code, 200)
+    t.equal((await mesh.push(accountJwt(fx.op.signingKp, id, {}, { iat: now() }))).ours.data?.code, 200)
   }
   await waitFor(() => ids.every((id) => announced.has(id)), { what: 'a change event for every push' })
   t.pass('change events are still published on mesh.resolver.changes.<id>')
@@ -78,13 +76,13 @@ t.test('two instances on a 3-node JetStream cluster share one store; internal su
   // each instance answers for all of them: one stopped at a time
   t.equal(await r2.stop(), 0)
   await allServed('the first instance alone')
-  const r2again = await startJsResolver(t, fx, servers, 2, { RESOLVER_DATA_DIR: r2.dataDir })
+  const r2again = await mesh.start('resolver', { RESOLVER_DATA_DIR: r2.dataDir }, 2)
   t.equal(await r1.stop(), 0)
   await allServed('the second instance alone, restarted on its local view')
   t.ok(r2again.logs.some((l) => l.msg === 'local view loaded' && Number(l.applied) >= ids.length), 'it caught up with the stream before answering')
 
   await t.test('JWTs a system-account user publishes on internal subjects are not served', async (t) => {
-    await startJsResolver(t, fx, servers, 0)
+    await mesh.start('resolver', {}, 0, t)
     const id = createAccount().getPublicKey()
     const jwt = accountJwt(fx.op.signingKp, id, {}, { iat: now() })
     for (const subject of [

@@ -12,8 +12,7 @@ import { runMesh } from './kit/cli.ts'
 import { connectWith } from './kit/clients.ts'
 import { makeFixture, type Fixture } from './kit/fixtures.ts'
 import { accountJwt } from './kit/jwts.ts'
-import { startNatsServer } from './kit/nats-server.ts'
-import { startResolver, startService } from './kit/services.ts'
+import { startMesh } from './kit/mesh.ts'
 import { waitFor } from './kit/wait-for.ts'
 
 const DAY = 86_400
@@ -146,10 +145,9 @@ t.test('mesh lint and mesh resign against a live mesh, across a signing-key rota
   const seedFile = join(fx.dir, 'signing.nk')
   await writeFile(seedFile, seedOf(fx.op.signingKp) + '\n')
   await chmod(seedFile, 0o600)
-  let server = await startNatsServer(t, fx)
-  await startResolver(t, fx, [server])
-  let signer = await startService(t, 'signer', fx, [server], { SIGNER_SEED_FILE: seedFile })
-  await startService(t, 'notifier', fx, [server])
+  const live = await startMesh(t, { fx, signerEnv: { SIGNER_SEED_FILE: seedFile } })
+  let server = live.servers[0]!
+  let signer = live.signers[0]!
 
   const conn = () => ['--server', server.url, '--creds', fx.sysCredsPath]
   const mesh = (...args: string[]) => runMesh([...conn(), ...args])
@@ -217,10 +215,8 @@ t.test('mesh lint and mesh resign against a live mesh, across a signing-key rota
   // Deployed: servers and signer restart on the new operator JWT; the account's users still get in.
   await writeFile(fx.operatorJwtPath, await readFile(rotatedOp, 'utf8'))
   await signer.stop()
-  signer = await startService(t, 'signer', fx, [server], { SIGNER_SEED_FILE: seedFile })
-  const port = server.port
-  await server.stop()
-  server = await startNatsServer(t, fx, { port })
+  signer = await live.start('signer')
+  server = await live.restartServer(0)
   await waitFor(async () => (await mesh('list')).code === 0, { ms: 15_000, what: 'the mesh to reconnect' })
   t.same((await lint()).out.findings.map((f) => f.rule), ['expiring'], "lint against the signer's operator reports only the expiring account")
   const kp = createUser()
@@ -234,11 +230,9 @@ t.test('mesh lint and mesh resign against a live mesh, across a signing-key rota
 
 t.test('the resign endpoint refuses hostile bodies with a clear error', async (t) => {
   const fx = await makeFixture(t)
-  const server = await startNatsServer(t, fx)
   const seedFile = join(fx.dir, 'signing.nk')
   await writeFile(seedFile, seedOf(fx.op.signingKp) + '\n', { mode: 0o600 })
-  await startService(t, 'signer', fx, [server], { SIGNER_SEED_FILE: seedFile })
-  const sys = await connectWith(t, server, fx.sysUser.creds)
+  const { sys } = await startMesh(t, { fx, resolvers: 0, notifiers: 0, signerEnv: { SIGNER_SEED_FILE: seedFile } })
   for (const body of ['', 'garbage', 'a.b.c', 'x'.repeat(100_000), accountJwt(fx.op.signingKp, createAccount().getPublicKey())]) {
     const m = await sys.request(subjects.signerResign, body, { timeout: 5000 })
     const code = Number(m.headers?.get('Nats-Service-Error-Code'))

@@ -2,8 +2,6 @@ import t from 'tap'
 import { hostname } from 'node:os'
 import { healthOnHost, PACK_QUEUE, subjects, VERSION, type HealthReport } from '../shared/index.ts'
 import { newAccount } from '../ops/identities.ts'
-import { connectWith } from './kit/clients.ts'
-import { makeFixture } from './kit/fixtures.ts'
 import {
   askInstance,
   collectLikeNatsCli,
@@ -13,8 +11,7 @@ import {
   type MicroReply,
   type MicroStats,
 } from './kit/micro.ts'
-import { startNatsServer } from './kit/nats-server.ts'
-import { startResolver, startService } from './kit/services.ts'
+import { startMesh } from './kit/mesh.ts'
 import { push } from './kit/sys-requests.ts'
 
 const SERVICES = ['notifier', 'resolver', 'signer']
@@ -37,10 +34,7 @@ t.test('the schemas refuse what natscli refuses', async (t) => {
 })
 
 t.test('$SRV PING, INFO and STATS of the three services, as natscli sees them', async (t) => {
-  const fx = await makeFixture(t)
-  const ns = await startNatsServer(t, fx)
-  await Promise.all([startResolver(t, fx, [ns]), startService(t, 'signer', fx, [ns]), startService(t, 'notifier', fx, [ns])])
-  const sys = await connectWith(t, ns, fx.sysUser.creds)
+  const { fx, sys } = await startMesh(t)
 
   const infos = (await collectLikeNatsCli(sys, '$SRV.INFO')).map((m) => m.json<MicroInfo>())
 

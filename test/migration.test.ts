@@ -1,9 +1,7 @@
-import { spawn } from 'node:child_process'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { connect } from '@nats-io/transport-node'
 import { credsAuthenticator, type NatsConnection } from '@nats-io/nats-core'
@@ -13,11 +11,13 @@ import { createAccount, createOperator, createUser } from '@nats-io/nkeys'
 import { fmtCreds } from '@nats-io/jwt'
 import { newAccount, newUser, UNLIMITED, type AccountIdentity } from '../ops/identities.ts'
 import { askResolver, mapLimit, type ClaimReply } from '../cli/requests.ts'
+import { runMesh } from './kit/cli.ts'
 import { connectWith } from './kit/clients.ts'
 import { makeFixture, tempDir, type Fixture } from './kit/fixtures.ts'
 import { accountJwt, signClaims } from './kit/jwts.ts'
 import { freePort, startNatsServer, type NatsServerHandle, type StartOptions } from './kit/nats-server.ts'
 import { jetstreamEnv } from './kit/jetstream.ts'
+import { startMesh } from './kit/mesh.ts'
 import { startResolver, startService } from './kit/services.ts'
 import { appliedJwts, clusterFormed, gather, type ClaimReply as ServerClaimReply } from './kit/sys-requests.ts'
 import { waitFor } from './kit/wait-for.ts'
@@ -30,8 +30,6 @@ import { waitFor } from './kit/wait-for.ts'
 // runs JetStream (beside its full or URL resolver, then its cache resolver) and keeps its JetStream
 // directory, and so its replica, across its restart.
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url))
-const BIN = join(ROOT, 'cli', 'mesh.mjs')
 const ACCOUNTS = 200
 const enc = (s: string) => new TextEncoder().encode(s)
 
@@ -52,26 +50,13 @@ interface Fleet {
   urls: string[]
 }
 
-/** Runs the mesh CLI as its bin does; resolves with exit code and output. */
-function mesh(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    proc.on('error', reject)
-    proc.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
-
 interface ImportJson {
   dryRun: boolean
   results: { source: string; kind: string; account?: string; outcome: string; message: string; reason?: string }[]
 }
 
 async function meshImport(fleet: Fleet, args: string[]): Promise<{ code: number | null; json: ImportJson; stderr: string }> {
-  const r = await mesh(['import', ...args, '--json', '-s', fleet.urls.join(','), '--creds', fleet.fx.sysCredsPath, '--timeout', '10s'])
+  const r = await runMesh(['import', ...args, '--json', '-s', fleet.urls.join(','), '--creds', fleet.fx.sysCredsPath, '--timeout', '10s'])
   return { code: r.code, json: JSON.parse(r.stdout || '{"results":[]}') as ImportJson, stderr: r.stderr }
 }
 
@@ -165,7 +150,7 @@ type Pinned = Map<number, () => Promise<{ stop(): Promise<number | null> }[]>>
  * across its node's restart and catches up from the stream. Returns how to start the instances of each pinned
  * node, for the switch.
  */
-async function startMesh(t: Test, fleet: Fleet, env: Record<string, string>): Promise<{ pinned: Pinned; running: Map<number, { stop(): Promise<number | null> }[]> }> {
+async function startFleetMesh(t: Test, fleet: Fleet, env: Record<string, string>): Promise<{ pinned: Pinned; running: Map<number, { stop(): Promise<number | null> }[]> }> {
   const pinned: Pinned = new Map()
   for (const i of [0, 2]) {
     const dataDir = await tempDir(t, 'resolver')
@@ -301,7 +286,7 @@ async function rollingSwitch(
   sys: NatsConnection,
   inRotation: Set<number>,
   users: { settled(): Promise<unknown> },
-  mesh: Awaited<ReturnType<typeof startMesh>>,
+  mesh: Awaited<ReturnType<typeof startFleetMesh>>,
 ): Promise<void> {
   for (let i = 0; i < fleet.nodes.length; i++) {
     // out of the clients' rotation, and no connect still on its way to it (a load balancer's drain)
@@ -391,7 +376,7 @@ t.test('a full-resolver fleet moves onto the mesh with no failed connect and no 
 
   mark('accounts pushed to the fleet')
   // not authoritative while full servers may hold what the mesh lacks
-  const meshes = await startMesh(t, fleet, { RESOLVER_AUTHORITATIVE: 'false' })
+  const meshes = await startFleetMesh(t, fleet, { RESOLVER_AUTHORITATIVE: 'false' })
   mark('mesh started')
   const dry = await meshImport(fleet, ['--pack', '--dry-run'])
   t.equal(dry.code, 0, dry.stderr)
@@ -465,7 +450,7 @@ t.test('a nats-account-server fleet moves onto the mesh from its store directory
   await clusterFormed(sys, 3)
 
   // URL servers never ask the mesh, so it can be authoritative from the start
-  const meshes = await startMesh(t, fleet, {})
+  const meshes = await startFleetMesh(t, fleet, {})
   const dry = await meshImport(fleet, [storeDir, '--dry-run'])
   t.equal(dry.code, 0, dry.stderr)
   t.equal(countOf(fleet, dry.json, 'store'), ACCOUNTS, 'the dry run would store every account of the sharded store')
@@ -498,10 +483,9 @@ t.test('a nats-account-server fleet moves onto the mesh from its store directory
 })
 
 t.test('mesh import judges every file of a damaged store, stores only what a push would, and changes nothing on a dry run', async (t) => {
-  const server = await startNatsServer(t, fx, { name: 'solo' })
-  const fleet: Fleet = { fx, tenants, nodes: [], servers: [server], urls: [server.url] }
-  const sys = await connectWith(t, server, fx.sysUser.creds)
-  await Promise.all([startService(t, 'signer', fx, [server]), startResolver(t, fx, [server]), startService(t, 'notifier', fx, [server])])
+  const { servers, sys } = await startMesh(t, { fx })
+  const server = servers[0]!
+  const fleet: Fleet = { fx, tenants, nodes: [], servers, urls: [server.url] }
   const now = Math.floor(Date.now() / 1000)
   const dir = await tempDir(t, 'damaged')
   const file = async (name: string, text: string) => {
@@ -557,12 +541,12 @@ t.test('mesh import judges every file of a damaged store, stores only what a pus
   t.equal(real.json.results.find((r) => r.source === '==/activation.jwt')?.message, 'activation stored', 'after its exporter')
   t.equal(countOf(fleet, (await meshImport(fleet, [dir])).json, 'current'), 3, 'a second run finds the three stored tokens current')
 
-  const usage = await mesh(['import', dir, '--pack', '-s', server.url, '--creds', fx.sysCredsPath])
+  const usage = await runMesh(['import', dir, '--pack', '-s', server.url, '--creds', fx.sysCredsPath])
   t.equal(usage.code, 1)
   t.match(usage.stderr, /usage: mesh import <dir> or mesh import --pack/)
-  const missing = await mesh(['import', join(dir, 'nope'), '-s', server.url, '--creds', fx.sysCredsPath])
+  const missing = await runMesh(['import', join(dir, 'nope'), '-s', server.url, '--creds', fx.sysCredsPath])
   t.match(missing.stderr, /cannot read .*nope \(ENOENT\)/)
-  const onlyMesh = await mesh(['import', '--pack', '-s', server.url, '--creds', fx.sysCredsPath, '--timeout', '1s'])
+  const onlyMesh = await runMesh(['import', '--pack', '-s', server.url, '--creds', fx.sysCredsPath, '--timeout', '1s'])
   t.equal(onlyMesh.code, 1)
   t.match(onlyMesh.stderr, /only the mesh's resolver answered PACK/, 'a cache server and the mesh alone: no full server to read')
 })

@@ -8,9 +8,10 @@ import { newUser, UNLIMITED, type AccountIdentity } from '../ops/identities.ts'
 import { connectWith } from './kit/clients.ts'
 import { makeFixture } from './kit/fixtures.ts'
 import { accountJwt, signClaims } from './kit/jwts.ts'
-import { startCluster, startNatsServer, freePort, type NatsServerHandle } from './kit/nats-server.ts'
+import { startMesh } from './kit/mesh.ts'
+import { startNatsServer, freePort } from './kit/nats-server.ts'
 import { startResolver, startService } from './kit/services.ts'
-import { type ClaimReply, clusterFormed, gather, push } from './kit/sys-requests.ts'
+import { type ClaimReply, gather, push } from './kit/sys-requests.ts'
 import { waitFor } from './kit/wait-for.ts'
 
 const now = () => Math.floor(Date.now() / 1000)
@@ -53,14 +54,10 @@ const ours = (msgs: Msg[]) => {
 }
 
 t.test('list, delete, pack, activations and history against real servers', async (t) => {
-  const suite = t
-  const fx = await makeFixture(t)
-  const servers = await startCluster(t, fx, 2)
-  const sys = await connectWith(t, servers, fx.sysUser.creds)
-  await clusterFormed(sys, 2)
-  const resolver = await startResolver(t, fx, servers)
-  await startService(t, 'signer', fx, servers)
-  let notifier = await startService(t, 'notifier', fx, servers)
+  const mesh = await startMesh(t, { servers: 2 })
+  const { fx, servers, sys } = mesh
+  const resolver = mesh.resolvers[0]!
+  let notifier = mesh.notifiers[0]!
   const signing = fx.op.signingKp
 
   const events: { subject: string; kind: string; seq: number }[] = []
@@ -79,7 +76,7 @@ t.test('list, delete, pack, activations and history against real servers', async
     stored.set(id, jwt)
     return { name, kp, id, jwt, stored: [jwt] }
   }
-  const lookup = async (id: string) => (await sys.request(subjects.lookup(id), '', { timeout: 2000 })).string()
+  const lookup = mesh.lookup
   const list = async () => {
     const r = ours(await gather(sys, subjects.claimsList, '', 3, 1500))
     return r.data as unknown as string[]
@@ -262,7 +259,7 @@ t.test('list, delete, pack, activations and history against real servers', async
     const nc = await connectWith(t, servers[0]!, user.creds)
     await nc.flush()
 
-    notifier = await startService(suite, 'notifier', fx, servers)
+    notifier = await mesh.start('notifier')
     const skipped = await waitFor(
       () => resolver.logs.find((l) => l.msg === 'delete request not sent again: it names re-created accounts' && l.account === d.id),
       { ms: 10_000, what: "the resolver's delivery of D's deletion" },

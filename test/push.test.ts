@@ -6,25 +6,19 @@ import { encodeAccount, encodeUser } from '@nats-io/jwt'
 import { subjects } from '../shared/index.ts'
 import { newOperator, newUser, UNLIMITED, type AccountIdentity } from '../ops/identities.ts'
 import { connectWith } from './kit/clients.ts'
-import { makeFixture } from './kit/fixtures.ts'
 import { accountJwt, signClaims } from './kit/jwts.ts'
-import { startCluster, type NatsServerHandle } from './kit/nats-server.ts'
-import { startResolver, startService } from './kit/services.ts'
-import { appliedJwts, clusterFormed, gather, push } from './kit/sys-requests.ts'
+import { startMesh } from './kit/mesh.ts'
+import { appliedJwts, gather, push } from './kit/sys-requests.ts'
 import { waitFor } from './kit/wait-for.ts'
 
 const now = () => Math.floor(Date.now() / 1000)
 
 t.test('push pipeline on a 3-node cluster of cache-mode servers', async (t) => {
-  // Services restarted inside a subtest must outlive it.
-  const suite = t
-  const fx = await makeFixture(t)
-  const servers = await startCluster(t, fx, 3, { maxPayload: 4 * 1024 * 1024 })
-  const sys = await connectWith(t, servers, fx.sysUser.creds)
-  await clusterFormed(sys, 3)
-  const resolver = await startResolver(t, fx, servers)
-  let signer = await startService(t, 'signer', fx, servers)
-  let notifier = await startService(t, 'notifier', fx, servers)
+  const mesh = await startMesh(t, { servers: 3, server: { maxPayload: 4 * 1024 * 1024 } })
+  const { fx, servers, sys } = mesh
+  const resolver = mesh.resolvers[0]!
+  let signer = mesh.signers[0]!
+  let notifier = mesh.notifiers[0]!
 
   const signing = fx.op.signingKp
   const acct = createAccount()
@@ -181,7 +175,7 @@ t.test('push pipeline on a 3-node cluster of cache-mode servers', async (t) => {
     const seedFile = join(fx.dir, 'signing.nk')
     await writeFile(seedFile, new TextDecoder().decode(signing.getSeed()), { mode: 0o600 })
     t.equal(await signer.stop(), 0)
-    signer = await startService(suite, 'signer', fx, servers, { SIGNER_SEED_FILE: seedFile, SIGNER_MAX_CONN: '100' })
+    signer = await mesh.start('signer', { SIGNER_SEED_FILE: seedFile, SIGNER_MAX_CONN: '100' })
     const managedKp = createAccount()
     const managed: AccountIdentity = { name: 'MANAGED', kp: managedKp, id: managedKp.getPublicKey(), jwt: '' }
     const selfSigned = await encodeAccount('MANAGED', managedKp, { limits: { conn: 10 } })
@@ -222,17 +216,14 @@ t.test('push pipeline on a 3-node cluster of cache-mode servers', async (t) => {
     await nc.flush()
     t.notOk(nc.isClosed(), 'still connected while no notifier runs')
 
-    notifier = await startService(suite, 'notifier', fx, servers)
+    notifier = await mesh.start('notifier')
     await waitFor(() => nc.isClosed(), { ms: 10_000, what: 'the revoked user to be disconnected' })
     t.ok(nc.isClosed())
   })
 })
 
 t.test('pushes fail fast with a clear reason while no signer runs; lookups keep working', async (t) => {
-  const fx = await makeFixture(t)
-  const servers = await startCluster(t, fx, 1)
-  const sys = await connectWith(t, servers, fx.sysUser.creds)
-  await startResolver(t, fx, servers)
+  const { fx, sys } = await startMesh(t, { cluster: true, signers: 0, notifiers: 0 })
   const acct = createAccount()
   const start = Date.now()
   const { ours } = await push(sys, subjects.claimsUpdate, accountJwt(fx.op.signingKp, acct.getPublicKey()), 1)

@@ -6,10 +6,11 @@ import t, { type Test } from 'tap'
 import { createAccount } from '@nats-io/nkeys'
 import { subjects, type ReconcileReport } from '../shared/index.ts'
 import { newUser, UNLIMITED, type AccountIdentity, type UserIdentity } from '../ops/identities.ts'
+import { watchChanges } from './kit/changes.ts'
 import { connectWith } from './kit/clients.ts'
 import { makeFixture, type Fixture } from './kit/fixtures.ts'
 import { accountJwt, signClaims } from './kit/jwts.ts'
-import { freePort, startNatsServer, type NatsServerHandle } from './kit/nats-server.ts'
+import { freePort, natsServerBinary, startNatsServer, type NatsServerHandle } from './kit/nats-server.ts'
 import { stopProcess } from './kit/processes.ts'
 import { startResolver, startService, type ServiceProcess } from './kit/services.ts'
 import { appliedJwts, clusterFormed, gather, push } from './kit/sys-requests.ts'
@@ -33,7 +34,7 @@ async function joinCluster(t: Test, fx: Fixture, routePorts: number[], name: str
 async function restartKeepingDir(t: Test, s: NatsServerHandle): Promise<NatsServerHandle> {
   await s.stop()
   const dir = dirname(s.jwtDir)
-  const proc = spawn('nats-server', ['-c', join(dir, 'server.conf')], { stdio: 'ignore' })
+  const proc = spawn(natsServerBinary(), ['-c', join(dir, 'server.conf')], { stdio: 'ignore' })
   t.teardown(() => stopProcess(proc))
   const ports = await waitFor(async () => JSON.parse(await readFile(join(dir, `nats-server_${proc.pid}.ports`), 'utf8')) as { nats: string[] }, {
     ms: 10_000,
@@ -101,8 +102,26 @@ t.test('reconciliation on a 3-node cache cluster', async (t) => {
   const restartResolver = async () => {
     resolver = await startResolver(suite, fx, servers, { ...env, RESOLVER_DATA_DIR: resolver.dataDir })
   }
-  const startPass = (r: ServiceProcess, trigger: string) =>
-    waitFor(() => r.logs.find((l) => l.msg === 'reconciliation pass' && l.trigger === trigger), { ms: 20_000, what: `a ${trigger} pass` })
+  /** A fourth server joins the cluster for `use`, and leaves again. */
+  const withJoined = async (t: Test, name: string, use: (s: NatsServerHandle) => Promise<void>) => {
+    const s = await joinCluster(t, fx, routePorts, name)
+    await clusterFormed(sys, 4)
+    await use(s)
+    await s.stop()
+    routePorts.pop()
+    await clusterFormed(sys, 3)
+  }
+  /** The resolver's health once its last pass is one `trigger` started: its totals since it started. */
+  const passDone = (trigger: string) =>
+    waitFor(
+      async () => {
+        const { reconcile } = (await sys.request(subjects.resolverHealth, '', { timeout: 2000 })).json<{
+          reconcile: { adopted: number; reverted: number; last?: { trigger: string } }
+        }>()
+        return reconcile.last?.trigger === trigger ? reconcile : undefined
+      },
+      { ms: 20_000, what: `a ${trigger} pass` },
+    )
 
   await t.test('a deleted account stays deleted across a push of its old JWT and a server restart', async (t) => {
     const x = await account('X')
@@ -113,12 +132,12 @@ t.test('reconciliation on a 3-node cache cluster', async (t) => {
     t.equal(del.length, 4, 'three servers and the resolver answered the delete')
     await waitFor(async () => !(await admitted(t, servers[0]!, x.user)), { what: 'the deleted account refused' })
 
+    // The deletion above was announced before the resolver answered it: what this hears is a new one.
+    const changes = await watchChanges(t, sys, x.id)
     const again = await nscPush(old)
     t.equal(again.ours.error?.reason, 'JWT_OUTDATED', 'the resolver refuses the old JWT')
     t.ok(again.all.filter((r) => r.data?.message === 'jwt updated cache').length >= 1, 'cache servers wrote it to their jwt dir')
-    const resent = await waitFor(() => resolver.logs.find((l) => l.msg === 're-sending the stored deletion' && l.account === x.id), {
-      what: 'the stored deletion sent again',
-    })
+    const resent = await changes.next((c) => c.kind === 'deleted', { what: 'the stored deletion sent again' })
     await waitFor(() => servers.every((s) => !fileOn(s, x.id)), { what: 'the old JWT gone from every jwt dir' })
     servers[1] = await restartKeepingDir(suite, servers[1]!)
     await clusterFormed(sys, 3)
@@ -155,12 +174,13 @@ t.test('reconciliation on a 3-node cache cluster', async (t) => {
     t.ok(servers.some((s) => fileOn(s, gone.id)), "the deleted account's old JWT is in a jwt dir")
     await waitFor(async () => [...(await appliedJwts(sys, newer.id, 3)).values()].every((j) => j === v2), { what: 'servers on v2' })
 
+    const goneChanges = await watchChanges(t, sys, gone.id)
     await restartResolver()
-    const pass = await startPass(resolver, 'start')
+    const pass = await passDone('start')
     t.match(pass, { adopted: 1, reverted: 1 }, 'the pass after the restart adopted the newer and reverted the older')
     // On 2.9.10 a server that looked X up (subtest 1) keeps an empty file for it, which LIST shows: sent again too.
     t.ok(
-      resolver.logs.some((l) => l.msg === 'reconcile: sending the stored deletion again' && l.account === gone.id),
+      await goneChanges.next((c) => c.kind === 'deleted', { ms: 2000 }).then(() => true, () => false),
       'and sent the deleted account its deletion again',
     )
     t.equal(await lookup(newer.id), v2, 'the newer version is stored and served')
@@ -168,13 +188,10 @@ t.test('reconciliation on a 3-node cache cluster', async (t) => {
     await waitFor(async () => [...(await appliedJwts(sys, older.id, 3)).values()].every((j) => j === o2), { what: 'servers back on o2' })
     await waitFor(() => servers.every((s) => !fileOn(s, gone.id)), { what: "the deleted account's file removed again" })
 
-    const n4 = await joinCluster(t, fx, routePorts, 'n4')
-    await clusterFormed(sys, 4)
-    t.ok(await admitted(t, n4, newer.user), 'a new server admits the user')
-    t.equal((await appliedJwts(sys, newer.id, 4)).get('n4'), v2, 'and got the newer version on LOOKUP')
-    await n4.stop()
-    routePorts.pop()
-    await clusterFormed(sys, 3)
+    await withJoined(t, 'n4', async (n4) => {
+      t.ok(await admitted(t, n4, newer.user), 'a new server admits the user')
+      t.equal((await appliedJwts(sys, newer.id, 4)).get('n4'), v2, 'and got the newer version on LOOKUP')
+    })
   })
 
   await t.test('a revocation pushed while the signer was down is in force on a server started after it returns', async (t) => {
@@ -191,14 +208,11 @@ t.test('reconciliation on a 3-node cache cluster', async (t) => {
     t.not(await lookup(r.id), revoked, 'not stored yet')
 
     signer = await startService(suite, 'signer', fx, servers)
-    await startPass(resolver, 'signer-returned')
+    await passDone('signer-returned')
     await waitFor(async () => (await lookup(r.id)) === revoked, { what: 'the revocation stored' })
-    const n5 = await joinCluster(t, fx, routePorts, 'n5')
-    await clusterFormed(sys, 4)
-    t.notOk(await admitted(t, n5, r.user), 'refused on a server started after the signer returned')
-    await n5.stop()
-    routePorts.pop()
-    await clusterFormed(sys, 3)
+    await withJoined(t, 'n5', async (n5) => {
+      t.notOk(await admitted(t, n5, r.user), 'refused on a server started after the signer returned')
+    })
   })
 
   await t.test('on demand: a dry run reports drift per server, a pass repairs it', async (t) => {

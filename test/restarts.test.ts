@@ -3,10 +3,10 @@ import type { NatsConnection } from '@nats-io/nats-core'
 import { subjects } from '../shared/index.ts'
 import { newAccount, newUser } from '../ops/identities.ts'
 import { connectWith } from './kit/clients.ts'
-import { makeFixture, tempDir, type Fixture } from './kit/fixtures.ts'
+import { type Fixture } from './kit/fixtures.ts'
 import { accountJwt } from './kit/jwts.ts'
-import { freePort, startCluster, startNatsServer, type NatsServerHandle } from './kit/nats-server.ts'
-import { startResolver, startService, type ServiceName, type ServiceProcess } from './kit/services.ts'
+import { startMesh } from './kit/mesh.ts'
+import { type ServiceName, type ServiceProcess } from './kit/services.ts'
 import { appliedJwts, push } from './kit/sys-requests.ts'
 import { waitFor } from './kit/wait-for.ts'
 
@@ -38,18 +38,13 @@ async function pushAndCheck(t: Test, nc: NatsConnection, fx: Fixture, id: string
 const alive = (svcs: ServiceProcess[]) => svcs.every((s) => s.proc.exitCode === null && s.proc.signalCode === null)
 
 t.test('nats-server restarted on the same port: the services reconnect and answer without restarting', async (t) => {
-  const fx = await makeFixture(t)
-  const port = await freePort()
-  let ns: NatsServerHandle = await startNatsServer(t, fx, { port })
-  const services = [
-    await startResolver(t, fx, [ns]),
-    await startService(t, 'signer', fx, [ns]),
-    await startService(t, 'notifier', fx, [ns]),
-  ]
+  const mesh = await startMesh(t)
+  const { fx } = mesh
+  const services = [...mesh.resolvers, ...mesh.signers, ...mesh.notifiers]
   const demo = await newAccount(fx.op, 'DEMO')
   const alice = await newUser(demo, 'alice')
   let iat = Math.floor(Date.now() / 1000) - 1000
-  let sys = await connectWith(t, ns, fx.sysUser.creds)
+  let sys = mesh.sys
   t.equal((await push(sys, subjects.claimsUpdate, accountJwt(fx.op.signingKp, demo.id, {}, { iat: ++iat }), 1)).ours.data?.code, 200)
 
   const lastSeq = () => Math.max(...services[0]!.logs.filter((l) => l.msg === 'jwt stored').map((l) => l.seq as number))
@@ -58,8 +53,7 @@ t.test('nats-server restarted on the same port: the services reconnect and answe
     await t.test(`restart ${round}`, async (t) => {
       const pids = services.map((s) => s.proc.pid)
       await sys.close()
-      await ns.stop()
-      ns = await startNatsServer(t, fx, { port })
+      const ns = await mesh.restartServer(0)
       sys = await connectWith(t, ns, fx.sysUser.creds)
       await allAnswerPing(sys)
       t.ok(alive(services), 'no service exited')
@@ -85,16 +79,9 @@ t.test('nats-server restarted on the same port: the services reconnect and answe
 })
 
 t.test('each service restarted alone while the others keep running', async (t) => {
-  const suite = t
-  const fx = await makeFixture(t)
-  const servers = await startCluster(t, fx, 1)
-  const dataDir = await tempDir(t, 'resolver')
-  const running: Record<ServiceName, ServiceProcess> = {
-    resolver: await startResolver(t, fx, servers, { RESOLVER_DATA_DIR: dataDir }),
-    signer: await startService(t, 'signer', fx, servers),
-    notifier: await startService(t, 'notifier', fx, servers),
-  }
-  const sys = await connectWith(t, servers, fx.sysUser.creds)
+  const mesh = await startMesh(t, { cluster: true })
+  const { fx, servers, sys } = mesh
+  const running: Record<ServiceName, ServiceProcess> = { resolver: mesh.resolvers[0]!, signer: mesh.signers[0]!, notifier: mesh.notifiers[0]! }
   const demo = await newAccount(fx.op, 'DEMO')
   const alice = await newUser(demo, 'alice')
   let iat = Math.floor(Date.now() / 1000) - 1000
@@ -106,10 +93,7 @@ t.test('each service restarted alone while the others keep running', async (t) =
     await t.test(`${name} restarted`, async (t) => {
       const others = NAMES.filter((n) => n !== name).map((n) => running[n])
       t.equal(await running[name].stop(), 0, `${name} exits 0 on SIGTERM`)
-      running[name] =
-        name === 'resolver'
-          ? await startResolver(suite, fx, servers, { RESOLVER_DATA_DIR: dataDir })
-          : await startService(suite, name, fx, servers)
+      running[name] = await mesh.start(name, name === 'resolver' ? { RESOLVER_DATA_DIR: mesh.resolvers[0]!.dataDir } : {})
       t.ok(alive(others), 'the others kept running')
       await allAnswerPing(sys)
       t.equal((await sys.request(subjects.lookup(demo.id), '', { timeout: 2000 })).data.length > 0, true, 'LOOKUP answers')

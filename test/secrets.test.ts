@@ -5,12 +5,12 @@ import { createAccount, createUser } from '@nats-io/nkeys'
 import { encodeAccount } from '@nats-io/jwt'
 import type { Msg } from '@nats-io/nats-core'
 import { subjects } from '../shared/index.ts'
-import { connectWith } from './kit/clients.ts'
 import { makeFixture } from './kit/fixtures.ts'
 import { accountJwt, signClaims } from './kit/jwts.ts'
+import { startMesh } from './kit/mesh.ts'
 import { allEndpoints } from './kit/service-endpoints.ts'
 import { freePort, startCluster } from './kit/nats-server.ts'
-import { baseEnv, serviceCredsPath, spawnService, startResolver, startService, type ServiceProcess } from './kit/services.ts'
+import { baseEnv, serviceCredsPath, spawnService, type ServiceProcess } from './kit/services.ts'
 import { gather } from './kit/sys-requests.ts'
 import { waitFor } from './kit/wait-for.ts'
 
@@ -20,17 +20,13 @@ const seedInCreds = (creds: string) => creds.match(/-----BEGIN USER NKEY SEED---
 
 t.test('no seed or creds in any log line or reply, managed mode included', async (t) => {
   const fx = await makeFixture(t)
-  const servers = await startCluster(t, fx, 1)
-  const sys = await connectWith(t, servers, fx.sysUser.creds)
   const seedFile = join(fx.dir, 'signing.nk')
   await writeFile(seedFile, seedOf(fx.op.signingKp) + '\n', { mode: 0o600 })
   // trace: the most a service ever logs
   const env = { LOG_LEVEL: 'trace' }
-  const services: ServiceProcess[] = [
-    await startResolver(t, fx, servers, env),
-    await startService(t, 'signer', fx, servers, { ...env, SIGNER_SEED_FILE: seedFile }),
-    await startService(t, 'notifier', fx, servers, env),
-  ]
+  const mesh = await startMesh(t, { fx, cluster: true, env, signerEnv: { SIGNER_SEED_FILE: seedFile } })
+  const { servers, sys } = mesh
+  const services: ServiceProcess[] = [...mesh.resolvers, ...mesh.signers, ...mesh.notifiers]
 
   const replies: Msg[] = []
   const ask = async (subject: string, body: string | Uint8Array = '', count = 2) => {

@@ -6,9 +6,9 @@ import { newUser } from '../ops/identities.ts'
 import { connectWith } from './kit/clients.ts'
 import { makeFixture } from './kit/fixtures.ts'
 import { accountJwt, signClaims } from './kit/jwts.ts'
-import { serverAtLeast, serverVersion, startCluster, startNatsServer, type NatsServerHandle } from './kit/nats-server.ts'
-import { startResolver, startService } from './kit/services.ts'
-import { clusterFormed, gather, push } from './kit/sys-requests.ts'
+import { resolverCountsServers, startMesh } from './kit/mesh.ts'
+import { serverAtLeast, serverVersion, type NatsServerHandle } from './kit/nats-server.ts'
+import { gather, push } from './kit/sys-requests.ts'
 import { waitFor } from './kit/wait-for.ts'
 
 // What differs between the nats-server releases we support (protocol.md §3.6), asserted for the one under test:
@@ -36,19 +36,15 @@ t.test(`nats-server ${v}: an account the mesh does not know`, async (t) => {
   const user = await newUser(account, 'nobody-user')
 
   await t.test('a lone server refuses its user at once on every version (an empty reply is "not found")', async (t) => {
-    const server = await startNatsServer(t, fx)
-    await startResolver(t, fx, [server])
-    const ms = await refusalMs(t, server, user.creds)
+    const { servers } = await startMesh(t, { fx, signers: 0, notifiers: 0 })
+    const ms = await refusalMs(t, servers[0]!, user.creds)
     t.ok(ms < 1500, `refused in ${Math.round(ms)} ms, before the 1.9 s fetch timeout`)
   })
 
   await t.test('a 3-node cache cluster: at once on every version', async (t) => {
-    const servers = await startCluster(t, fx, 3)
-    const sys = await connectWith(t, servers, fx.sysUser.creds)
-    await clusterFormed(sys, 3)
-    const resolver = await startResolver(t, fx, servers)
+    const { servers, sys } = await startMesh(t, { fx, servers: 3, signers: 0, notifiers: 0 })
     // The resolver learns how many servers a requester waits for from their statistics (server-count.ts).
-    await waitFor(() => resolver.logs.filter((l) => l.msg === 'nats-server heard').length >= 3, { ms: 10_000, what: 'every server heard' })
+    await resolverCountsServers(sys, 2)
     const ms = await refusalMs(t, servers[0]!, user.creds)
     // Up to 2.9.16 the first reply wins, ours and empty; from 2.9.17 the requester counts one reply per other
     // server it knows (cache servers never answer LOOKUP), so the resolver sends that many empty replies.
@@ -58,12 +54,9 @@ t.test(`nats-server ${v}: an account the mesh does not know`, async (t) => {
 })
 
 t.test(`nats-server ${v}: server replies to a push and to a delete`, async (t) => {
-  const fx = await makeFixture(t)
-  const server = await startNatsServer(t, fx)
-  const sys = await connectWith(t, server, fx.sysUser.creds)
-  await startResolver(t, fx, [server])
-  await startService(t, 'signer', fx, [server])
-  await startService(t, 'notifier', fx, [server])
+  const mesh = await startMesh(t)
+  const { fx, sys } = mesh
+  const server = mesh.servers[0]!
   const kp = createAccount()
   const account = { name: 'VERSIONED', kp, id: kp.getPublicKey(), jwt: accountJwt(fx.op.signingKp, kp.getPublicKey(), {}, { iat: now() - 10 }) }
 

@@ -2,10 +2,9 @@ import t, { type Test } from 'tap'
 import { headers } from '@nats-io/nats-core'
 import { changeHeaders, SignerHeader, subjects, type DeliveryReport } from '../shared/index.ts'
 import { newAccount, type AccountIdentity } from '../ops/identities.ts'
-import { connectWith } from './kit/clients.ts'
-import { makeFixture } from './kit/fixtures.ts'
+import { startMesh } from './kit/mesh.ts'
 import { startNatsServer } from './kit/nats-server.ts'
-import { startResolver, startService, type ServiceProcess } from './kit/services.ts'
+import { startService, type ServiceProcess } from './kit/services.ts'
 import { push } from './kit/sys-requests.ts'
 import { waitFor } from './kit/wait-for.ts'
 
@@ -31,11 +30,9 @@ function shutdownLogs(t: Test, svc: ServiceProcess): void {
 }
 
 t.test('SIGTERM under load: the resolver answers every request it was sent, then exits 0', async (t) => {
-  const fx = await makeFixture(t)
-  const ns = await startNatsServer(t, fx)
-  await Promise.all([startService(t, 'signer', fx, [ns]), startService(t, 'notifier', fx, [ns])])
-  let resolver = await startResolver(t, fx, [ns])
-  const sys = await connectWith(t, ns, fx.sysUser.creds)
+  const mesh = await startMesh(t)
+  const { fx, sys } = mesh
+  let resolver = mesh.resolvers[0]!
 
   const stored = await Promise.all(range(10).map((i) => newAccount(fx.op, `STORED${i}`)))
   for (const a of stored) t.equal((await push(sys, subjects.claimsUpdate, a.jwt, 1)).ours.data?.code, 200, `${a.name} stored`)
@@ -71,7 +68,7 @@ t.test('SIGTERM under load: the resolver answers every request it was sent, then
   shutdownLogs(t, resolver)
 
   await t.test('every acknowledged push is in the store after a restart', async (t) => {
-    resolver = await startResolver(t, fx, [ns], { RESOLVER_DATA_DIR: resolver.dataDir })
+    resolver = await mesh.start('resolver', { RESOLVER_DATA_DIR: resolver.dataDir }, 0, t)
     for (const a of pushed) {
       const jwt = (await sys.request(subjects.lookup(a.id), '', { timeout: 2000 })).string()
       if (jwt !== a.jwt) t.fail(`${a.name} missing after the restart`)
@@ -81,10 +78,9 @@ t.test('SIGTERM under load: the resolver answers every request it was sent, then
 })
 
 t.test('SIGTERM under load: the signer and the notifier answer what they were sent, then exit 0', async (t) => {
-  const fx = await makeFixture(t)
-  const ns = await startNatsServer(t, fx)
-  const [signer, notifier] = await Promise.all([startService(t, 'signer', fx, [ns]), startService(t, 'notifier', fx, [ns])])
-  const sys = await connectWith(t, ns, fx.sysUser.creds)
+  const mesh = await startMesh(t, { resolvers: 0 })
+  const { fx, sys } = mesh
+  const [signer, notifier] = [mesh.signers[0]!, mesh.notifiers[0]!]
   const accounts: AccountIdentity[] = await Promise.all(range(20).map((i) => newAccount(fx.op, `V${i}`)))
 
   for (const [svc, send] of [
@@ -122,9 +118,10 @@ t.test('SIGTERM under load: the signer and the notifier answer what they were se
 })
 
 t.test('SIGTERM with the nats-server gone: a service stops at once instead of waiting to drain', async (t) => {
-  const fx = await makeFixture(t)
-  const ns = await startNatsServer(t, fx)
-  const [signer, resolver] = await Promise.all([startService(t, 'signer', fx, [ns]), startResolver(t, fx, [ns])])
+  const mesh = await startMesh(t, { notifiers: 0 })
+  const { fx } = mesh
+  const ns = mesh.servers[0]!
+  const [signer, resolver] = [mesh.signers[0]!, mesh.resolvers[0]!]
 
   await t.test('the server went away before the signal', async (t) => {
     const ns2 = await startNatsServer(t, fx)

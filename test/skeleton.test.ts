@@ -4,8 +4,7 @@ import { newAccount, newUser } from '../ops/identities.ts'
 import { AccountStore } from '../services/resolver/account-store.ts'
 import { connectWith } from './kit/clients.ts'
 import { makeFixture, tempDir } from './kit/fixtures.ts'
-import { startNatsServer } from './kit/nats-server.ts'
-import { startResolver, startService } from './kit/services.ts'
+import { startMesh } from './kit/mesh.ts'
 
 t.test('a cache-mode server resolves accounts from the resolver', async (t) => {
   const fx = await makeFixture(t)
@@ -18,9 +17,10 @@ t.test('a cache-mode server resolves accounts from the resolver', async (t) => {
   t.equal((await seed.save(demo.id, demo.jwt, { via: 'test' })).outcome, 'stored')
   await seed.close()
 
-  const ns = await startNatsServer(t, fx)
-  const resolver = await startResolver(t, fx, [ns], { RESOLVER_DATA_DIR: dataDir })
-  const sys = await connectWith(t, ns, fx.sysUser.creds)
+  const mesh = await startMesh(t, { fx, resolverEnv: { RESOLVER_DATA_DIR: dataDir }, signers: 0, notifiers: 0 })
+  const { sys } = mesh
+  const ns = mesh.servers[0]!
+  const resolver = mesh.resolvers[0]!
 
   await t.test('a user of a stored account connects', async (t) => {
     const nc = await connectWith(t, ns, demoUser.creds)
@@ -54,18 +54,16 @@ t.test('a cache-mode server resolves accounts from the resolver', async (t) => {
 
   await t.test('the resolver restarted on the same data dir still answers', async (t) => {
     t.equal(await resolver.stop(), 0, 'exit code 0 on SIGTERM')
-    await startResolver(t, fx, [ns], { RESOLVER_DATA_DIR: dataDir })
+    await mesh.start('resolver', {}, 0, t)
     const r = await sys.request(subjects.lookup(demo.id), '', { timeout: 2000 })
     t.equal(r.string(), demo.jwt)
   })
 })
 
 t.test('signer and notifier start, answer $SRV and exit 0 on SIGTERM', async (t) => {
-  const fx = await makeFixture(t)
-  const ns = await startNatsServer(t, fx)
-  const signer = await startService(t, 'signer', fx, [ns])
-  const notifier = await startService(t, 'notifier', fx, [ns])
-  const sys = await connectWith(t, ns, fx.sysUser.creds)
+  const mesh = await startMesh(t, { resolvers: 0 })
+  const { sys } = mesh
+  const [signer, notifier] = [mesh.signers[0]!, mesh.notifiers[0]!]
   for (const name of ['signer', 'notifier']) {
     const r = (await sys.request(`$SRV.PING.${name}`, '', { timeout: 2000 })).json<{ name: string; type: string }>()
     t.equal(r.name, name)

@@ -84,8 +84,12 @@ export function spawnService(t: Owner, name: ServiceName, env: Record<string, st
   return svc
 }
 
+// A deadline, not a delay: on a loaded 2-core machine (load average 20 seen) spawning node with tsx alone can take
+// most of 15 s.
+const READY_MS = 30_000
+
 /** Waits until the service has wired every endpoint (its `service ready` log line). */
-export async function serviceReady(svc: ServiceProcess, ms = 15_000): Promise<ServiceProcess> {
+export async function serviceReady(svc: ServiceProcess, ms = READY_MS): Promise<ServiceProcess> {
   await waitFor(
     () => {
       if (svc.proc.exitCode !== null) throw new Error(`${svc.name} exited ${svc.proc.exitCode}: ${svc.output()}`)
@@ -140,7 +144,7 @@ export async function startResolver(
     ...env,
   })
   // A jetstream-mode instance registers only once its local view caught up with the stream: allow for that.
-  const readyMs = env.RESOLVER_STORE === 'jetstream' ? 60_000 : 15_000
+  const readyMs = env.RESOLVER_STORE === 'jetstream' ? 60_000 : READY_MS
   return Object.assign(await serviceReady(svc, readyMs), { dataDir })
 }
 
