@@ -1,5 +1,5 @@
 import { createInbox, type NatsConnection } from '@nats-io/nats-core'
-import { subjects } from '../shared/index.ts'
+import { resolverReplyOf, subjects } from '../shared/index.ts'
 import { gather } from '../test/kit/sys-requests.ts'
 import { waitFor } from '../test/kit/wait-for.ts'
 import { connectAs, connectOnce } from './clients.ts'
@@ -135,7 +135,7 @@ async function revokeOnce(s: Setup): Promise<{ each: number[]; ack?: number; bro
   const t0 = performance.now()
   const replies = s.sys.subscribe(inbox, {
     callback: (_e, m) => {
-      if (ack === undefined && /"name":"resolver"/.test(m.string())) ack = performance.now() - t0
+      if (ack === undefined && resolverReplyOf(m) !== undefined) ack = performance.now() - t0
     },
   })
   // The notifier's delivery, seen by an observer: the per-account or the legacy update subject.

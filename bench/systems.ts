@@ -4,7 +4,7 @@ import { sendAll } from './load.ts'
 import type { Scope } from './scope.ts'
 import { startCluster, writeJwtDir, type BenchServer } from './servers.ts'
 import { startJsResolver, startService, type BenchService } from './services.ts'
-import { subjects } from '../shared/index.ts'
+import { isResolverReply, subjects } from '../shared/index.ts'
 import { connectAs } from './clients.ts'
 
 /** Which engine the mesh's resolver runs: one instance on LevelDB, or several on a JetStream cluster. */
@@ -72,7 +72,7 @@ export async function startJsMesh(scope: Scope, fx: BenchFixture): Promise<JsMes
 }
 
 /** A reply to a push that comes from our resolver (servers hear the same subject and reply too). */
-export const fromResolver = (r: { server?: { name?: string } }) => r.server?.name === 'resolver'
+export const fromResolver = (r: unknown) => isResolverReply(r)
 
 export interface ClaimReplyShape {
   server?: { name?: string }

@@ -6,8 +6,8 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { connect } from '@nats-io/transport-node'
-import { createInbox, credsAuthenticator } from '@nats-io/nats-core'
-import { subjects } from '../shared/index.ts'
+import { credsAuthenticator, type Msg } from '@nats-io/nats-core'
+import { gather, resolverReplyOf, subjects } from '../shared/index.ts'
 import { bootstrap, readStorageAccount, readSystemAccount } from './bootstrap.ts'
 import { renderServerConf } from './server-conf.ts'
 import { StatusBoard } from './status-board.ts'
@@ -147,18 +147,10 @@ const nc = await connect({
 })
 const demoJwt = (await readFile(paths.demoJwt, 'utf8')).trim()
 async function pushDemo(): Promise<string | undefined> {
-  const inbox = createInbox()
-  const sub = nc.subscribe(inbox)
-  const timer = setTimeout(() => sub.unsubscribe(), 2000)
-  nc.publish(subjects.claimsUpdate, demoJwt, { reply: inbox })
-  for await (const m of sub) {
-    if (m.json<{ server?: { name?: string } }>().server?.name !== 'resolver') continue
-    clearTimeout(timer)
-    sub.unsubscribe()
-    return m.string()
-  }
-  return undefined
+  const replies = await gather(nc, subjects.claimsUpdate, demoJwt, { strategy: 'timer', maxWait: 2000, until: (got) => got.some(isOurs) })
+  return replies.find(isOurs)?.string()
 }
+const isOurs = (m: Msg) => resolverReplyOf(m) !== undefined
 for (let i = 0; ; i++) {
   const reply = await pushDemo()
   if (reply !== undefined) {

@@ -1,4 +1,5 @@
-import { subjects } from '../shared/index.ts'
+import { STREAM, streamSubjects } from '../services/resolver/store/jetstream-stream.ts'
+import { subjects, type MeshServiceName } from '../shared/index.ts'
 
 /** Publish and subscribe allow lists of a NATS user (user JWT `pub`/`sub`); anything not listed is denied. */
 export interface ServicePermissions {
@@ -6,13 +7,12 @@ export interface ServicePermissions {
   sub: string[]
 }
 
-export type MeshServiceName = 'resolver' | 'signer' | 'notifier'
+export type { MeshServiceName }
 
 /** Replies to nats-servers go to `$SYS._INBOX.…`, to nsc, natscli and our services to `_INBOX.…` (protocol.md §9.8). */
-const SERVER_INBOXES = '$SYS._INBOX.>'
+const SERVER_INBOXES = subjects.serverInboxes
 const CLIENT_INBOXES = '_INBOX.>'
-/** `$SRV.PING|INFO|STATS[.<name>[.<id>]]`: every micro service answers these. */
-const MICRO = '$SRV.>'
+const MICRO = subjects.microAll
 
 /**
  * The least each service's NATS user needs, in the system account. The single source for the README's
@@ -29,9 +29,9 @@ export const SERVICE_PERMISSIONS: Readonly<Record<MeshServiceName, ServicePermis
       subjects.lookup(),
       subjects.accountUpdate(),
       // UPDATE, LIST, DELETE, PACK and whatever claim subject nats-server adds next
-      '$SYS.REQ.CLAIMS.>',
+      subjects.claimsAll,
       // the resolver's own internal endpoints (history, outbox, health, ...)
-      'mesh.resolver.>',
+      subjects.meshService('resolver'),
       MICRO,
       // replies to its own requests to the signer and the notifier (and to its server pings)
       CLIENT_INBOXES,
@@ -42,11 +42,11 @@ export const SERVICE_PERMISSIONS: Readonly<Record<MeshServiceName, ServicePermis
       SERVER_INBOXES,
       CLIENT_INBOXES,
       // validate, validate-delete, health
-      'mesh.signer.>',
+      subjects.meshService('signer'),
       // notify, health
-      'mesh.notifier.>',
+      subjects.meshService('notifier'),
       // change events, and finding another instance (a level instance warns of one)
-      'mesh.resolver.>',
+      subjects.meshService('resolver'),
       subjects.microPing('resolver'),
       // reconciliation reads what the servers hold (it changes nothing there itself)
       subjects.serverPing,
@@ -58,13 +58,13 @@ export const SERVICE_PERMISSIONS: Readonly<Record<MeshServiceName, ServicePermis
     ],
   },
   signer: {
-    sub: ['mesh.signer.>', MICRO, CLIENT_INBOXES],
+    sub: [subjects.meshService('signer'), MICRO, CLIENT_INBOXES],
     // it answers the resolver and natscli on _INBOX subjects; asks nothing but its own health (healthcheck)
     pub: [CLIENT_INBOXES, subjects.signerHealth, `${subjects.signerHealth}.*`],
   },
   notifier: {
     // disconnect events: which connections an enforcing change closed (services/notifier/enforcement.ts)
-    sub: ['mesh.notifier.>', MICRO, CLIENT_INBOXES, subjects.accountDisconnect()],
+    sub: [subjects.meshService('notifier'), MICRO, CLIENT_INBOXES, subjects.accountDisconnect()],
     pub: [
       CLIENT_INBOXES,
       subjects.notifierHealth,
@@ -93,6 +93,6 @@ export function permissionsMarkdown(): string {
  * so no system-account user can write into the store.
  */
 export const STORAGE_PERMISSIONS: Readonly<ServicePermissions> = {
-  pub: ['$JS.API.>', 'resolver.>', '$JS.ACK.MESH_RESOLVER.>', '$JS.FC.>'],
+  pub: [subjects.jsApi, streamSubjects.all, subjects.jsStreamAcks(STREAM), subjects.jsFlowControl],
   sub: [CLIENT_INBOXES],
 }

@@ -64,6 +64,17 @@ export const subjects = {
   notifierHealth: health('notifier'),
   /** Delivery reports of enforcing changes, published once their grace period is over (or all is cut off). */
   notifierReports: (id = '*') => `mesh.notifier.reports.${id}`,
+  /** Every claim request nats-server answers (UPDATE, LIST, DELETE, PACK and whatever it adds next). */
+  claimsAll: '$SYS.REQ.CLAIMS.>',
+  /** Where nats-servers want replies to their own requests (protocol.md §9.8). */
+  serverInboxes: '$SYS._INBOX.>',
+  /** `$SRV.PING|INFO|STATS[.<name>[.<id>]]`: every micro service answers these. */
+  microAll: '$SRV.>',
+  /** The JetStream API, and the flow-control replies of snapshots and pull consumers. */
+  jsApi: '$JS.API.>',
+  jsFlowControl: '$JS.FC.>',
+  /** The acks of every consumer on `stream`. */
+  jsStreamAcks: (stream: string) => `$JS.ACK.${stream}.>`,
   /** Every endpoint of one mesh service (permissions grant these). */
   meshService: (service: MeshServiceName) => `mesh.${service}.>`,
   /** The health endpoint of each mesh service (`mesh.<service>.health`). */

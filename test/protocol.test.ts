@@ -3,7 +3,7 @@ import { readdir } from 'node:fs/promises'
 import t from 'tap'
 import { createAccount } from '@nats-io/nkeys'
 import { headers, type Msg, type NatsConnection } from '@nats-io/nats-core'
-import { subjects } from '../shared/index.ts'
+import { isResolverReply, subjects } from '../shared/index.ts'
 import { newUser, UNLIMITED, type AccountIdentity } from '../ops/identities.ts'
 import { connectWith } from './kit/clients.ts'
 import { makeFixture } from './kit/fixtures.ts'
@@ -48,7 +48,7 @@ async function pack(nc: NatsConnection, body: Uint8Array = new Uint8Array()): Pr
 
 const claimReplies = (msgs: Msg[]) => msgs.map((m) => m.json<ClaimReply & { data?: unknown }>())
 const ours = (msgs: Msg[]) => {
-  const r = claimReplies(msgs).find((x) => x.server?.name === 'resolver')
+  const r = claimReplies(msgs).find(isResolverReply)
   if (r === undefined) throw new Error('the resolver did not answer')
   return r
 }
@@ -169,7 +169,7 @@ t.test('list, delete, pack, activations and history against real servers', async
     const closed = nc.closed()
     const token = deleteRequest([b.id])
     const all = claimReplies(await gather(sys, subjects.claimsDelete, token, 3, 2000))
-    const r = all.find((x) => x.server.name === 'resolver')!
+    const r = all.find(isResolverReply)!
     t.same(r.data, { code: 200, message: 'deleted 1 accounts' })
     await t.resolves(Promise.race([closed, waitFor(() => false, { ms: 5000, what: 'disconnect' })]))
     t.equal(await lookup(b.id), '', 'no longer served')

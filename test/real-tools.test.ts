@@ -5,7 +5,7 @@ import t, { type Test } from 'tap'
 import { createAccount, createOperator, type KeyPair } from '@nats-io/nkeys'
 import { encodeAccount, encodeOperator } from '@nats-io/jwt'
 import type { NatsConnection } from '@nats-io/nats-core'
-import { peekClaims, subjects, trustAnchorFrom } from '../shared/index.ts'
+import { isResolverReply, peekClaims, subjects, trustAnchorFrom } from '../shared/index.ts'
 import { loadResolverConfig } from '../services/resolver/config.ts'
 import { newAccount, newOperator, newUser, type OperatorIdentity } from '../ops/identities.ts'
 import { SERVICE_PERMISSIONS } from '../ops/permissions.ts'
@@ -35,7 +35,7 @@ const deleteRequest = (kp: KeyPair, accounts: string[]) => signClaims({ sub: kp.
 /** Our reply among every reply to a request nsc sends (it reads them all: we are one more "nats-server"). */
 async function ours(nc: NatsConnection, subject: string, body: string, servers: number): Promise<ClaimReply> {
   const replies = (await gather(nc, subject, body, servers + 1, 3000)).map((m) => m.json<ClaimReply>())
-  const r = replies.find((x) => x.server?.name === 'resolver')
+  const r = replies.find(isResolverReply)
   if (r === undefined) throw new Error(`no reply from the resolver: ${JSON.stringify(replies)}`)
   return r
 }

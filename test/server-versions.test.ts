@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { createAccount } from '@nats-io/nkeys'
 import { headers } from '@nats-io/nats-core'
-import { subjects } from '../shared/index.ts'
+import { gatherJson, isResolverReply, subjects } from '../shared/index.ts'
 import { newUser } from '../ops/identities.ts'
 import { connectWith } from './kit/clients.ts'
 import { makeFixture } from './kit/fixtures.ts'
@@ -82,15 +82,10 @@ t.test(`nats-server ${v}: server replies to a push and to a delete`, async (t) =
     const h = headers()
     h.set('Nats-Request-Info', JSON.stringify({ acc: fx.op.systemAccount.id }))
     const token = signClaims({ sub: fx.op.signingKp.getPublicKey(), nats: { accounts: [account.id], version: 2 } }, fx.op.signingKp)
-    const inbox = `_INBOX.del.${Math.random().toString(36).slice(2)}`
-    const sub = sys.subscribe(inbox, { max: 2 })
-    const timer = setTimeout(() => sub.unsubscribe(), 3000)
-    sys.publish(subjects.claimsDelete, token, { reply: inbox, headers: h })
-    const replies: { server: { name: string }; data?: { message: string }; error?: { description: string } }[] = []
-    for await (const m of sub) replies.push(m.json())
-    clearTimeout(timer)
-    const ours = replies.find((r) => r.server.name === 'resolver')
-    const theirs = replies.find((r) => r.server.name !== 'resolver')
+    type DeleteReply = { server: { name: string }; data?: { message: string }; error?: { description: string } }
+    const replies = await gatherJson<DeleteReply>(sys, subjects.claimsDelete, token, { strategy: 'count', maxMessages: 2, maxWait: 3000, headers: h })
+    const ours = replies.find(isResolverReply)
+    const theirs = replies.find((r) => !isResolverReply(r))
     t.equal(ours?.data?.message, 'deleted 1 accounts', 'the resolver deletes it whatever the headers')
     if (serverAtLeast('2.12.1')) t.equal(theirs?.data?.message, 'deleted 1 accounts', 'the server strips the headers and deletes')
     else t.match(theirs?.error?.description, /expected 3 chunks/, 'the server reads the headers as part of the token and fails')
