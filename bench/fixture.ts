@@ -1,7 +1,8 @@
-import { createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto'
+import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto'
 import { encode, type KeyPair } from '@nats-io/nkeys'
 import type { Authenticator } from '@nats-io/nats-core'
 import { base32 } from '../shared/base32.ts'
+import { privateKeyOf } from '../shared/nkey.ts'
 import { UNLIMITED } from '../ops/identities.ts'
 import { makeFixture, type Fixture } from '../test/kit/fixtures.ts'
 import type { Scope } from './scope.ts'
@@ -16,23 +17,6 @@ export type BenchFixture = Fixture & { signer: FastSigner }
 export async function makeBenchFixture(scope: Scope): Promise<BenchFixture> {
   const fx = await makeFixture(scope)
   return { ...fx, signer: FastSigner.fromKeyPair(fx.op.signingKp) }
-}
-
-const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
-
-function base32Decode(s: string): Buffer {
-  const out: number[] = []
-  let bits = 0
-  let acc = 0
-  for (const ch of s) {
-    acc = ((acc << 5) | BASE32.indexOf(ch)) & 0xffff
-    bits += 5
-    if (bits >= 8) {
-      bits -= 8
-      out.push((acc >> bits) & 0xff)
-    }
-  }
-  return Buffer.from(out)
 }
 
 /** CRC-16/XMODEM, the nkey checksum. */
@@ -77,13 +61,7 @@ export class FastSigner {
   ) {}
 
   static fromKeyPair(kp: KeyPair): FastSigner {
-    const seed = base32Decode(new TextDecoder().decode(kp.getSeed())).subarray(2, 34)
-    const pub = base32Decode(kp.getPublicKey()).subarray(1, 33)
-    const key = createPrivateKey({
-      key: { kty: 'OKP', crv: 'Ed25519', d: seed.toString('base64url'), x: pub.toString('base64url') },
-      format: 'jwk',
-    })
-    return new FastSigner(kp.getPublicKey(), key)
+    return new FastSigner(kp.getPublicKey(), privateKeyOf(kp))
   }
 
   /** A new key of the given role. */

@@ -1,20 +1,13 @@
-import { readFile } from 'node:fs/promises'
 import { connect } from '@nats-io/transport-node'
 import { credsAuthenticator, errors as natsErrors, type NatsConnection } from '@nats-io/nats-core'
-import { CliError } from './cli-error.ts'
+import { CliError, readNamedFile } from './cli-error.ts'
 import type { GlobalOptions } from './context.ts'
 
 const CREDS_SHAPE = /-----BEGIN NATS USER JWT-----[\s\S]+-----BEGIN USER NKEY SEED-----/
 
 /** The creds file's text, checked for shape; errors name the path, never the contents. */
 async function readCreds(path: string): Promise<string> {
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code
-    throw new CliError(`cannot read creds file ${path} (${code === 'ENOENT' ? 'no such file' : code ?? 'unreadable'})`)
-  }
+  const text = await readNamedFile(path, 'creds file')
   if (!CREDS_SHAPE.test(text)) throw new CliError(`${path} is not a NATS creds file (user JWT and seed)`)
   return text
 }

@@ -19,3 +19,19 @@ export function base32(bytes: Uint8Array, opts: { pad: boolean }): string {
   if (bits > 0) out += ALPHABET[(acc << (5 - bits)) & 31]
   return opts.pad ? out + '='.repeat((8 - (out.length % 8)) % 8) : out
 }
+
+/** The bytes of unpadded RFC 4648 base32 text (an nkey's). */
+export function base32Decode(text: string): Buffer {
+  const out: number[] = []
+  let bits = 0
+  let acc = 0
+  for (const ch of text) {
+    acc = ((acc << 5) | ALPHABET.indexOf(ch)) & 0xffff
+    bits += 5
+    if (bits >= 8) {
+      bits -= 8
+      out.push((acc >> bits) & 0xff)
+    }
+  }
+  return Buffer.from(out)
+}

@@ -1,11 +1,10 @@
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto'
 import { fromPublic, type KeyPair } from '@nats-io/nkeys'
+import { base32Decode } from './base32.ts'
 
 /** The first letter of a public nkey names its role. */
 export const KeyRole = { operator: 'O', account: 'A', user: 'U', server: 'N' } as const
 export type KeyRole = (typeof KeyRole)[keyof typeof KeyRole]
-
-const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
 
 /** True when `key` is a well-formed public nkey (checksum included) of the given role. */
 export function isPublicKey(key: unknown, role: KeyRole): key is string {
@@ -27,23 +26,9 @@ export const isOperatorKey = (key: unknown): key is string => isPublicKey(key, K
  */
 export const isServerId = (id: unknown): id is string => typeof id === 'string' && /^N[A-Z2-7]{55}$/.test(id)
 
-function base32Bytes(text: string): number[] {
-  const out: number[] = []
-  let bits = 0
-  let acc = 0
-  for (const ch of text) {
-    acc = ((acc << 5) | BASE32.indexOf(ch)) & 0xffff
-    bits += 5
-    if (bits >= 8) {
-      bits -= 8
-      out.push((acc >> bits) & 0xff)
-    }
-  }
-  return out
-}
 
 // 1 prefix byte, 32 key bytes, 2 checksum bytes
-const rawPublicKey = (key: string) => Buffer.from(base32Bytes(key).slice(1, 33))
+const rawPublicKey = (key: string) => base32Decode(key).subarray(1, 33)
 
 // Verification keys are few (the operator and its signing keys, account keys), and KeyObject creation is
 // the costly part of a verify, so keep them. Bounded so hostile input cannot grow it without limit.
@@ -75,21 +60,23 @@ export function verifyNkeySignatureOffThread(key: string, data: Uint8Array, sign
   return new Promise((resolve, reject) => verify(null, data, keyObject(key), signature, (err, ok) => (err ? reject(err) : resolve(ok))))
 }
 
-// Few signing keys ever sign here (the operator signing key in managed mode), so keep them for the process.
 const signingKeys = new WeakMap<KeyPair, KeyObject>()
+
+/** The nkey pair's private key as an OpenSSL key (kept for the process: few keys ever sign here). */
+export function privateKeyOf(kp: KeyPair): KeyObject {
+  let ko = signingKeys.get(kp)
+  if (ko === undefined) {
+    // An encoded seed is 2 prefix bytes, the 32-byte Ed25519 seed, 2 checksum bytes.
+    const seed = base32Decode(new TextDecoder().decode(kp.getSeed())).subarray(2, 34)
+    const x = rawPublicKey(kp.getPublicKey()).toString('base64url')
+    ko = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: seed.toString('base64url'), x }, format: 'jwk' })
+    signingKeys.set(kp, ko)
+  }
+  return ko
+}
 
 /**
  * Signs with an nkey pair through OpenSSL: the pure-JS nacl behind `KeyPair.sign` takes milliseconds per
  * signature, blocking the event loop for all that time; OpenSSL takes tens of microseconds.
  */
-export function signWithNkey(kp: KeyPair, data: Uint8Array): Uint8Array {
-  let ko = signingKeys.get(kp)
-  if (ko === undefined) {
-    // An encoded seed is 2 prefix bytes, the 32-byte Ed25519 seed, 2 checksum bytes.
-    const seed = Buffer.from(base32Bytes(new TextDecoder().decode(kp.getSeed())).slice(2, 34))
-    const x = rawPublicKey(kp.getPublicKey()).toString('base64url')
-    ko = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: seed.toString('base64url'), x }, format: 'jwk' })
-    signingKeys.set(kp, ko)
-  }
-  return sign(null, data, ko)
-}
+export const signWithNkey = (kp: KeyPair, data: Uint8Array): Uint8Array => sign(null, data, privateKeyOf(kp))

@@ -1,8 +1,7 @@
-import { readFile } from 'node:fs/promises'
 import { fromSeed, type KeyPair } from '@nats-io/nkeys'
 import { nowSeconds, signJwt, subjects } from '../../shared/index.ts'
 import { requireAccountKey } from '../accounts.ts'
-import { CliError } from '../cli-error.ts'
+import { CliError, readNamedFile } from '../cli-error.ts'
 import { emit, type Command } from '../context.ts'
 import { askResolver } from '../requests.ts'
 
@@ -11,13 +10,7 @@ const OPERATOR_SEED = /\bSO[A-Z2-7]{56}\b/
 
 /** The operator (signing) key in `path`. Errors name the file, never its contents. */
 async function operatorKey(path: string): Promise<KeyPair> {
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code
-    throw new CliError(`cannot read operator key ${path} (${code === 'ENOENT' ? 'no such file' : code ?? 'unreadable'})`)
-  }
+  const text = await readNamedFile(path, 'operator key')
   const seed = OPERATOR_SEED.exec(text)?.[0]
   if (seed === undefined) throw new CliError(`${path} holds no operator seed (SO...)`)
   try {

@@ -1,17 +1,5 @@
-import {
-  decodeJwt,
-  deepFreeze,
-  envReader,
-  readLogLevel,
-  readNatsConfig,
-  isTrustedIssuer,
-  readTrustAnchor,
-  type Env,
-  type EnvReader,
-  type LogLevel,
-  type NatsConfig,
-  type TrustAnchor,
-} from '../../shared/index.ts'
+import { decodeJwt, deepFreeze, envReader, readLogLevel, readNatsConfig, isTrustedIssuer, readTrustAnchor } from '../../shared/index.ts'
+import type { Env, EnvReader, LogLevel, NatsConfig, TrustAnchor } from '../../shared/index.ts'
 
 export interface ResolverConfig {
   nats: NatsConfig

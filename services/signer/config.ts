@@ -1,17 +1,7 @@
 import { statSync } from 'node:fs'
 import { fromSeed, type KeyPair } from '@nats-io/nkeys'
-import {
-  deepFreeze,
-  envReader,
-  readLogLevel,
-  readNatsConfig,
-  readTrustAnchor,
-  type Env,
-  type EnvReader,
-  type LogLevel,
-  type NatsConfig,
-  type TrustAnchor,
-} from '../../shared/index.ts'
+import { deepFreeze, envReader, readLogLevel, readNatsConfig, readTrustAnchor } from '../../shared/index.ts'
+import type { Env, EnvReader, LogLevel, NatsConfig, TrustAnchor } from '../../shared/index.ts'
 import { readManagedPolicy, type ManagedPolicy } from './managed-policy.ts'
 
 export interface SignerConfig {
