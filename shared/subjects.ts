@@ -28,6 +28,8 @@ export const subjects = {
   jsAccountPurge: (id: string) => `$JS.API.ACCOUNT.PURGE.${id}`,
 
   signerValidate: 'mesh.signer.validate',
+  /** Several account JWTs in one request (JSON), one verdict each: the resolver's pushes of the same moment. */
+  signerValidateBatch: 'mesh.signer.validate-batch',
   signerValidateDelete: 'mesh.signer.validate-delete',
   signerValidateActivation: 'mesh.signer.validate-activation',
   signerHealth: 'mesh.signer.health',
@@ -45,6 +47,8 @@ export const subjects = {
   resolverActivationPut: 'mesh.resolver.activation.put',
   resolverActivationGet: 'mesh.resolver.activation.get',
   notifierNotify: 'mesh.notifier.notify',
+  /** Several changes in one request (JSON), one report each: deliveries committed together. */
+  notifierNotifyBatch: 'mesh.notifier.notify-batch',
   notifierHealth: 'mesh.notifier.health',
   /** Delivery reports of enforcing changes, published once their grace period is over (or all is cut off). */
   notifierReports: (id = '*') => `mesh.notifier.reports.${id}`,
