@@ -38,6 +38,8 @@ interface UpdateDeps {
   replies: ClaimReplies
   /** Told of pushes no signer could validate, to settle them once one answers. */
   reconciler?: { missed(id: string, jwt: string): void }
+  /** Whether `jwt` of `id` is a version this instance is broadcasting now (services/resolver/echoes.ts). */
+  echo?: (id: string, jwt: string) => boolean
 }
 
 /** A push as it entered: the token, read once, and what is read from it without trusting it. */
@@ -81,6 +83,10 @@ async function applyUpdate(deps: UpdateDeps, msg: ServiceMsg, log: Logger): Prom
   const stored = id === undefined ? undefined : await deps.store.get(id)
   // Our own broadcasts come back on the per-account subject: answer them without a signer round trip.
   if (stored !== undefined && stored.jwt === token) return deps.replies.ok('jwt already current', stored.id)
+  // ... and when a newer version was stored while one was on its way, the newer one is queued behind it.
+  if (subjectAccount !== undefined && deps.echo?.(subjectAccount, token) === true) {
+    return deps.replies.ok('jwt superseded, the stored version follows', subjectAccount)
+  }
   const exporters = await exportersFor(deps.store, token, nats, deps.nc)
   const verdict = await validateAccount(deps.nc, token, { account: subjectAccount, storedIat: stored?.iat, exporters })
   const result = await deps.store.save(verdict.id, verdict.jwt ?? token, { via: msg.subject })
