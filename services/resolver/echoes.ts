@@ -1,11 +1,11 @@
 /** How long after its delivery was answered a broadcast's echo may still arrive (over routes, under load). */
-const ECHO_MS = 5000
+const ECHO_MS = 2000
 
 /**
  * The versions this instance is broadcasting through the notifier, per account. The notifier's broadcast on
- * `$SYS.REQ.ACCOUNT.<id>.CLAIMS.UPDATE` reaches this resolver too; when a newer version was stored while it
- * was on its way, the echo is not a push of an outdated JWT to refuse (and to restore after, which sent the
- * newer version once more and counted an error): the newer version is queued behind it for every server.
+ * `$SYS.REQ.ACCOUNT.<id>.CLAIMS.UPDATE` reaches this resolver too, and is recognised by it (update.ts isEcho):
+ * answered by nobody, and, when a newer version was stored while it was on its way, not refused as outdated
+ * and restored after (which sent the newer version once more and counted an `account-update` error).
  */
 export class Echoes {
   /** account → JWT → how many deliveries of it are in flight or within ECHO_MS of their end */

@@ -5,6 +5,7 @@ import {
   isAccountKey,
   jwtDigest,
   MAX_JWT_BYTES,
+  NO_REPLY,
   subjects,
   validateAccount,
   type Logger,
@@ -73,6 +74,19 @@ function pushOf(msg: ServiceMsg): Push {
   return p
 }
 
+/**
+ * The notifier's broadcast of a version this instance is delivering reaches us too (on the per-account
+ * subject). It is ours: nothing to check or store, and no reply, since the notifier counts only servers'
+ * replies. When a newer version was stored while it was on its way, it is not an outdated push to refuse
+ * and restore after either: the newer version is queued behind it for every server. Anyone else sending
+ * exactly those bytes then sends servers what they are being sent anyway.
+ */
+function isEcho(deps: UpdateDeps, msg: ServiceMsg): boolean {
+  if (deps.echo === undefined || msg.subject === subjects.claimsUpdate || msg.data.length === 0 || msg.data.length > MAX_JWT_BYTES) return false
+  const { subjectAccount, token } = pushOf(msg)
+  return subjectAccount !== undefined && deps.echo(subjectAccount, token)
+}
+
 async function applyUpdate(deps: UpdateDeps, msg: ServiceMsg, log: Logger): Promise<string> {
   if (msg.data.length === 0) throw errors.jwtMalformed('request body is empty')
   if (msg.data.length > MAX_JWT_BYTES) throw errors.jwtTooLarge(msg.data.length, MAX_JWT_BYTES)
@@ -81,12 +95,8 @@ async function applyUpdate(deps: UpdateDeps, msg: ServiceMsg, log: Logger): Prom
     throw errors.requestInvalid(`${subjectAccount} in the subject is not an account key`)
   }
   const stored = id === undefined ? undefined : await deps.store.get(id)
-  // Our own broadcasts come back on the per-account subject: answer them without a signer round trip.
+  // The same token again (a repeated push, or our own broadcast after its echo window): no signer round trip.
   if (stored !== undefined && stored.jwt === token) return deps.replies.ok('jwt already current', stored.id)
-  // ... and when a newer version was stored while one was on its way, the newer one is queued behind it.
-  if (subjectAccount !== undefined && deps.echo?.(subjectAccount, token) === true) {
-    return deps.replies.ok('jwt superseded, the stored version follows', subjectAccount)
-  }
   const exporters = await exportersFor(deps.store, token, nats, deps.nc)
   const verdict = await validateAccount(deps.nc, token, { account: subjectAccount, storedIat: stored?.iat, exporters })
   const result = await deps.store.save(verdict.id, verdict.jwt ?? token, { via: msg.subject })
@@ -136,7 +146,7 @@ export function addUpdateEndpoints(service: MeshService, deps: UpdateDeps): void
       subject,
       description,
       handle: (msg, log) =>
-        applyUpdate(deps, msg, log).catch(async (e: unknown) => {
+        isEcho(deps, msg) ? NO_REPLY : applyUpdate(deps, msg, log).catch(async (e: unknown) => {
           if (!(e instanceof AppError)) throw e
           const { id, token } = pushOf(msg)
           await restoreAfterRefusal(deps, e, isAccountKey(id) ? id : undefined, token, log)
