@@ -1,5 +1,6 @@
 import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/nats-core'
 import { Coalescer } from './coalesce.ts'
+import { isNoResponders } from './signer-api.ts'
 import { subjects } from './subjects.ts'
 
 /**
@@ -127,7 +128,14 @@ async function deliverOne(nc: NatsConnection, c: Change): Promise<DeliveryReport
 
 async function deliverMany(nc: NatsConnection, changes: Change[]): Promise<Array<DeliveryReport | Error>> {
   const body = changes.map((c) => ({ id: c.id, seq: c.seq, kind: c.kind, jwt: c.jwt, ...(c.enforce === true ? { enforce: true } : {}) }))
-  const reply = await nc.request(subjects.notifierNotifyBatch, JSON.stringify(body), { timeout: DELIVERY_TIMEOUT_MS })
+  let reply
+  try {
+    reply = await nc.request(subjects.notifierNotifyBatch, JSON.stringify(body), { timeout: DELIVERY_TIMEOUT_MS })
+  } catch (e) {
+    // A notifier from before batches (a rolling upgrade) has no notify-batch endpoint: one request each.
+    if (!isNoResponders(e)) throw e
+    return Promise.all(changes.map((c) => deliverOne(nc, c).catch((err: unknown) => err as Error)))
+  }
   if (reply.headers?.get('Nats-Service-Error-Code')) {
     throw new Error(`notifier refused the changes: ${reply.headers.get('Nats-Service-Error') ?? 'unknown error'}`)
   }

@@ -1,4 +1,4 @@
-import { headers, type NatsConnection } from '@nats-io/nats-core'
+import { headers, NoRespondersError, RequestError, type NatsConnection } from '@nats-io/nats-core'
 import { Coalescer } from './coalesce.ts'
 import { AppError, appErrorFrom, errors } from './errors.ts'
 import { subjects } from './subjects.ts'
@@ -114,7 +114,14 @@ const itemBytes = (i: ValidateItem) =>
   i.jwt.length + 64 + Object.entries(i.exporters ?? {}).reduce((n, [k, v]) => n + k.length + v.length + 8, 0)
 
 async function validateMany(nc: NatsConnection, items: ValidateItem[]): Promise<Array<AccountVerdict | Error>> {
-  const answers = await ask<BatchVerdict[]>(nc, subjects.signerValidateBatch, JSON.stringify(items))
+  let answers: BatchVerdict[]
+  try {
+    answers = await ask<BatchVerdict[]>(nc, subjects.signerValidateBatch, JSON.stringify(items))
+  } catch (e) {
+    // A signer from before batches (a rolling upgrade) has no validate-batch endpoint: ask it one by one.
+    if (!isNoResponders((e as Error).cause)) throw e
+    return Promise.all(items.map((i) => validateOne(nc, i).catch((err: unknown) => err as Error)))
+  }
   if (!Array.isArray(answers)) throw errors.validationUnavailable('validate-batch answered no list')
   return answers.map((a) => {
     if ('verdict' in a) return a.verdict
@@ -122,6 +129,9 @@ async function validateMany(nc: NatsConnection, items: ValidateItem[]): Promise<
     return err.code === 'INTERNAL' ? errors.validationUnavailable(err.message) : err
   })
 }
+
+/** Nobody serves the subject: nats.js's request error caused by the server's 503. */
+export const isNoResponders = (e: unknown) => e instanceof NoRespondersError || (e instanceof RequestError && e.isNoResponders())
 
 const batchers = new WeakMap<NatsConnection, Coalescer<ValidateItem, AccountVerdict>>()
 
