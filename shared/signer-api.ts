@@ -108,6 +108,13 @@ function validateOne(nc: NatsConnection, item: ValidateItem): Promise<AccountVer
 
 /** Most JWTs one validate-batch request carries; the signer refuses more. */
 export const MAX_VALIDATE_BATCH = 128
+/**
+ * Most JWTs the resolver puts in one request. The signer answers a batch when all of it is judged, so a large
+ * one holds every push in it meanwhile; small ones keep the resolver storing the first while the signer judges
+ * the next, and still save most of the per-request cost. Measured on the import bench (2 cores): 8 at a time
+ * 1,539–1,567 pushes/s against 917–1,182 with up to 128, for the same CPU per push.
+ */
+const SEND_BATCH = 8
 // Room left in a batch request for the JSON around the JWTs.
 const BATCH_SLACK = 4096
 const itemBytes = (i: ValidateItem) =>
@@ -143,7 +150,7 @@ function batcherOf(nc: NatsConnection): Coalescer<ValidateItem, AccountVerdict> 
       many: (items) => validateMany(nc, items),
       size: itemBytes,
       budget: () => (nc.info?.max_payload ?? 1_048_576) - BATCH_SLACK,
-      maxItems: MAX_VALIDATE_BATCH,
+      maxItems: SEND_BATCH,
     })
     batchers.set(nc, b)
   }
