@@ -1,4 +1,6 @@
 import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/nats-core'
+import { Coalescer } from './coalesce.ts'
+import { isNoResponders } from './signer-api.ts'
 import { subjects } from './subjects.ts'
 
 /**
@@ -99,13 +101,68 @@ export function publishChange(nc: NatsConnection, c: Change, origin?: string): v
   nc.publish(subjects.resolverChanges(c.id), c.jwt, { headers: h })
 }
 
-/** Asks a notifier to deliver a change to every server; resolves with what each server did. */
-export async function requestDelivery(nc: NatsConnection, c: Change, timeoutMs = 5000): Promise<DeliveryReport> {
-  const reply = await nc.request(subjects.notifierNotify, c.jwt, { headers: changeHeaders(c), timeout: timeoutMs })
+/** Reads a change from a notify-batch item; undefined when a field is missing or wrong, as changeFrom. */
+export function changeOf(item: unknown): Change | undefined {
+  const { id, seq, kind, jwt, enforce } = (typeof item === 'object' && item !== null ? item : {}) as Record<string, unknown>
+  if (typeof id !== 'string' || id === '' || typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) return undefined
+  if (typeof kind !== 'string' || !KINDS.has(kind) || typeof jwt !== 'string' || (enforce !== undefined && typeof enforce !== 'boolean')) return undefined
+  return { id, seq, kind: kind as ChangeKind, jwt, ...(enforce === true ? { enforce } : {}) }
+}
+
+/** One answer of a notify-batch reply, in the order of the request's changes. */
+export type BatchDelivery = { report: DeliveryReport } | { error: { code: string; status: number; message: string } }
+
+/** Most changes one notify-batch request carries; the notifier refuses more. */
+export const MAX_NOTIFY_BATCH = 64
+// Room left in a batch request for the JSON around the JWTs.
+const BATCH_SLACK = 4096
+const DELIVERY_TIMEOUT_MS = 5000
+
+async function deliverOne(nc: NatsConnection, c: Change): Promise<DeliveryReport> {
+  const reply = await nc.request(subjects.notifierNotify, c.jwt, { headers: changeHeaders(c), timeout: DELIVERY_TIMEOUT_MS })
   if (reply.headers?.get('Nats-Service-Error-Code')) {
     throw new Error(`notifier refused the change: ${reply.headers.get('Nats-Service-Error') ?? 'unknown error'}`)
   }
   return reply.json<DeliveryReport>()
+}
+
+async function deliverMany(nc: NatsConnection, changes: Change[]): Promise<Array<DeliveryReport | Error>> {
+  const body = changes.map((c) => ({ id: c.id, seq: c.seq, kind: c.kind, jwt: c.jwt, ...(c.enforce === true ? { enforce: true } : {}) }))
+  let reply
+  try {
+    reply = await nc.request(subjects.notifierNotifyBatch, JSON.stringify(body), { timeout: DELIVERY_TIMEOUT_MS })
+  } catch (e) {
+    // A notifier from before batches (a rolling upgrade) has no notify-batch endpoint: one request each.
+    if (!isNoResponders(e)) throw e
+    return Promise.all(changes.map((c) => deliverOne(nc, c).catch((err: unknown) => err as Error)))
+  }
+  if (reply.headers?.get('Nats-Service-Error-Code')) {
+    throw new Error(`notifier refused the changes: ${reply.headers.get('Nats-Service-Error') ?? 'unknown error'}`)
+  }
+  const answers = reply.json<BatchDelivery[]>()
+  if (!Array.isArray(answers)) throw new Error('notify-batch answered no list')
+  return answers.map((a) => ('report' in a ? a.report : new Error(`notifier refused the change: ${a.error?.message ?? 'unknown error'}`)))
+}
+
+const batchers = new WeakMap<NatsConnection, Coalescer<Change, DeliveryReport>>()
+
+/**
+ * Asks a notifier to deliver a change to every server; resolves with what each server did. Changes handed
+ * over in the same moment (committed together) go in one notify-batch request, one report each.
+ */
+export function requestDelivery(nc: NatsConnection, c: Change): Promise<DeliveryReport> {
+  let b = batchers.get(nc)
+  if (b === undefined) {
+    b = new Coalescer<Change, DeliveryReport>({
+      one: (item) => deliverOne(nc, item),
+      many: (items) => deliverMany(nc, items),
+      size: (item) => item.jwt.length + 160,
+      budget: () => (nc.info?.max_payload ?? 1_048_576) - BATCH_SLACK,
+      maxItems: MAX_NOTIFY_BATCH,
+    })
+    batchers.set(nc, b)
+  }
+  return b.submit(c)
 }
 
 /** What one reconciliation pass found and did on one nats-server (`mesh.resolver.reconcile`). */

@@ -35,10 +35,11 @@ export { addHealthEndpoint, healthOnHost, hostToken, natsHealth } from './health
 export type { HealthCheck, HealthReport, NatsHealth } from './health.ts'
 export { readLogLevel, startup } from './startup.ts'
 export { VERSION } from './version.ts'
-export { validateAccount, validateActivation, validateDelete, SignerHeader } from './signer-api.ts'
-export type { AccountVerdict, ActivationRequest, ActivationVerdict, DeleteVerdict, ValidateEnvelope } from './signer-api.ts'
-export { ChangeHeader, changeHeaders, changeFrom, publishChange, requestDelivery } from './change-api.ts'
+export { validateAccount, validateActivation, validateDelete, SignerHeader, MAX_VALIDATE_BATCH } from './signer-api.ts'
+export type { AccountVerdict, ActivationRequest, ActivationVerdict, BatchVerdict, DeleteVerdict, ValidateEnvelope, ValidateItem } from './signer-api.ts'
+export { ChangeHeader, changeHeaders, changeFrom, changeOf, publishChange, requestDelivery, MAX_NOTIFY_BATCH } from './change-api.ts'
 export type {
+  BatchDelivery,
   Change,
   ChangeKind,
   ClosedConnection,

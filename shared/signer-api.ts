@@ -1,4 +1,5 @@
-import { headers, type NatsConnection } from '@nats-io/nats-core'
+import { headers, NoRespondersError, RequestError, type NatsConnection } from '@nats-io/nats-core'
+import { Coalescer } from './coalesce.ts'
 import { AppError, appErrorFrom, errors } from './errors.ts'
 import { subjects } from './subjects.ts'
 
@@ -25,11 +26,20 @@ export interface ValidateEnvelope {
 /** The signer's answer to a valid account JWT. */
 export interface AccountVerdict {
   id: string
-  iat: number
-  exp: number
   /** Set only for a managed account: the re-signed JWT to store instead of the one sent. */
   jwt?: string
 }
+
+/** One JWT of a validate-batch request: what the headers and the envelope carry for a single one. */
+export interface ValidateItem {
+  jwt: string
+  account?: string
+  storedIat?: number
+  exporters?: Record<string, string>
+}
+
+/** One answer of a validate-batch reply, in the order of the request's items. */
+export type BatchVerdict = { verdict: AccountVerdict } | { error: { code: string; status: number; message: string } }
 
 /** The signer's answer to a valid delete request. */
 export interface DeleteVerdict {
@@ -83,26 +93,86 @@ async function ask<T>(nc: NatsConnection, subject: string, body: string, h?: Rec
   return reply.json<T>()
 }
 
+function validateOne(nc: NatsConnection, item: ValidateItem): Promise<AccountVerdict> {
+  const h: Record<string, string> = {}
+  if (item.account !== undefined) h[SignerHeader.account] = item.account
+  if (item.storedIat !== undefined) h[SignerHeader.storedIat] = String(item.storedIat)
+  // The common case stays a bare JWT; the envelope is used only when there are exporters to check against.
+  if (item.exporters === undefined || Object.keys(item.exporters).length === 0) {
+    return ask<AccountVerdict>(nc, subjects.signerValidate, item.jwt, h)
+  }
+  h[SignerHeader.envelope] = 'json'
+  const body: ValidateEnvelope = { jwt: item.jwt, exporters: item.exporters }
+  return ask<AccountVerdict>(nc, subjects.signerValidate, JSON.stringify(body), h)
+}
+
+/** Most JWTs one validate-batch request carries; the signer refuses more. */
+export const MAX_VALIDATE_BATCH = 128
+/**
+ * Most JWTs the resolver puts in one request. The signer answers a batch when all of it is judged, so a large
+ * one holds every push in it meanwhile; small ones keep the resolver storing the first while the signer judges
+ * the next, and still save most of the per-request cost. Measured on the import bench (2 cores): 8 at a time
+ * 1,539–1,567 pushes/s against 917–1,182 with up to 128, for the same CPU per push.
+ */
+const SEND_BATCH = 8
+// Room left in a batch request for the JSON around the JWTs.
+const BATCH_SLACK = 4096
+const itemBytes = (i: ValidateItem) =>
+  i.jwt.length + 64 + Object.entries(i.exporters ?? {}).reduce((n, [k, v]) => n + k.length + v.length + 8, 0)
+
+async function validateMany(nc: NatsConnection, items: ValidateItem[]): Promise<Array<AccountVerdict | Error>> {
+  let answers: BatchVerdict[]
+  try {
+    answers = await ask<BatchVerdict[]>(nc, subjects.signerValidateBatch, JSON.stringify(items))
+  } catch (e) {
+    // A signer from before batches (a rolling upgrade) has no validate-batch endpoint: ask it one by one.
+    if (!isNoResponders((e as Error).cause)) throw e
+    return Promise.all(items.map((i) => validateOne(nc, i).catch((err: unknown) => err as Error)))
+  }
+  if (!Array.isArray(answers)) throw errors.validationUnavailable('validate-batch answered no list')
+  return answers.map((a) => {
+    if ('verdict' in a) return a.verdict
+    const err = appErrorFrom(a.error)
+    return err.code === 'INTERNAL' ? errors.validationUnavailable(err.message) : err
+  })
+}
+
+/** Nobody serves the subject: nats.js's request error caused by the server's 503. */
+export const isNoResponders = (e: unknown) => e instanceof NoRespondersError || (e instanceof RequestError && e.isNoResponders())
+
+const batchers = new WeakMap<NatsConnection, Coalescer<ValidateItem, AccountVerdict>>()
+
+function batcherOf(nc: NatsConnection): Coalescer<ValidateItem, AccountVerdict> {
+  let b = batchers.get(nc)
+  if (b === undefined) {
+    b = new Coalescer<ValidateItem, AccountVerdict>({
+      one: (item) => validateOne(nc, item),
+      many: (items) => validateMany(nc, items),
+      size: itemBytes,
+      budget: () => (nc.info?.max_payload ?? 1_048_576) - BATCH_SLACK,
+      maxItems: SEND_BATCH,
+    })
+    batchers.set(nc, b)
+  }
+  return b
+}
+
 /**
  * Asks the signer to validate (and, for a managed account, sign) an account JWT. Throws its AppError.
  * `exporters` are the stored JWTs of accounts it imports from with activation tokens: the signer checks
  * those tokens against them (issuer, export, revocations); an exporter left out is simply not checked.
+ * JWTs asked about in the same moment go to the signer in one validate-batch request, one verdict each.
  */
 export function validateAccount(
   nc: NatsConnection,
   jwt: string,
   opts: { account?: string; storedIat?: number; exporters?: Record<string, string> } = {},
 ): Promise<AccountVerdict> {
-  const h: Record<string, string> = {}
-  if (opts.account !== undefined) h[SignerHeader.account] = opts.account
-  if (opts.storedIat !== undefined) h[SignerHeader.storedIat] = String(opts.storedIat)
-  // The common case stays a bare JWT; the envelope is used only when there are exporters to check against.
-  if (opts.exporters === undefined || Object.keys(opts.exporters).length === 0) {
-    return ask<AccountVerdict>(nc, subjects.signerValidate, jwt, h)
-  }
-  h[SignerHeader.envelope] = 'json'
-  const body: ValidateEnvelope = { jwt, exporters: opts.exporters }
-  return ask<AccountVerdict>(nc, subjects.signerValidate, JSON.stringify(body), h)
+  const item: ValidateItem = { jwt }
+  if (opts.account !== undefined) item.account = opts.account
+  if (opts.storedIat !== undefined) item.storedIat = opts.storedIat
+  if (opts.exporters !== undefined && Object.keys(opts.exporters).length > 0) item.exporters = opts.exporters
+  return batcherOf(nc).submit(item)
 }
 
 /** Asks the signer to validate an operator-signed delete request. Throws its AppError. */

@@ -44,6 +44,8 @@ export const subjects = {
   jsAck: '$JS.ACK.>',
 
   signerValidate: 'mesh.signer.validate',
+  /** Several account JWTs in one request (JSON), one verdict each: the resolver's pushes of the same moment. */
+  signerValidateBatch: 'mesh.signer.validate-batch',
   signerValidateDelete: 'mesh.signer.validate-delete',
   signerValidateActivation: 'mesh.signer.validate-activation',
   signerHealth: health('signer'),
@@ -61,6 +63,8 @@ export const subjects = {
   resolverActivationPut: 'mesh.resolver.activation.put',
   resolverActivationGet: 'mesh.resolver.activation.get',
   notifierNotify: 'mesh.notifier.notify',
+  /** Several changes in one request (JSON), one report each: deliveries committed together. */
+  notifierNotifyBatch: 'mesh.notifier.notify-batch',
   notifierHealth: health('notifier'),
   /** Delivery reports of enforcing changes, published once their grace period is over (or all is cut off). */
   notifierReports: (id = '*') => `mesh.notifier.reports.${id}`,

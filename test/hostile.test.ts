@@ -66,7 +66,7 @@ async function ask(nc: NatsConnection, subject: string, body: Uint8Array | strin
   return ours
 }
 
-type Kind = 'lookup' | 'update' | 'delete' | 'validate' | 'validate-delete' | 'notify' | 'other'
+type Kind = 'lookup' | 'update' | 'delete' | 'validate' | 'validate-batch' | 'validate-delete' | 'notify' | 'notify-batch' | 'other'
 
 function kindOf(e: EndpointInfo): Kind {
   switch (e.subject) {
@@ -79,8 +79,12 @@ function kindOf(e: EndpointInfo): Kind {
       return 'delete'
     case subjects.signerValidate:
       return 'validate'
+    case subjects.signerValidateBatch:
+      return 'validate-batch'
     case subjects.signerValidateDelete:
       return 'validate-delete'
+    case subjects.notifierNotifyBatch:
+      return 'notify-batch'
     case subjects.notifierNotify:
       return 'notify'
     default:
@@ -137,7 +141,31 @@ function judge(kind: Kind, subject: string, reply: Msg | undefined, mustRefuse: 
     const code = Number(errHeader)
     return code >= 400 && code < 500 ? undefined : `error status ${errHeader}: ${reply.headers?.get('Nats-Service-Error')}`
   }
+  if (kind === 'validate-batch' || kind === 'notify-batch') return judgeBatch(reply, mustRefuse)
   return mustRefuse ? `accepted: ${reply.string().slice(0, 200)}` : undefined
+}
+
+/**
+ * A batch endpoint answers one entry per item: `{error}` with a 4xx status for a refused one. Bad items must
+ * each be refused; none may fail on our side (5xx).
+ */
+function judgeBatch(reply: Msg, mustRefuse: boolean): string | undefined {
+  let answers: unknown
+  try {
+    answers = JSON.parse(reply.string())
+  } catch {
+    return 'batch reply is not JSON'
+  }
+  if (!Array.isArray(answers) || answers.length === 0) return `batch reply is not a list of answers: ${reply.string().slice(0, 200)}`
+  for (const a of answers as { error?: { status?: number; code?: string } }[]) {
+    const status = a?.error?.status
+    if (status === undefined) {
+      if (mustRefuse) return `accepted: ${JSON.stringify(a).slice(0, 200)}`
+      continue
+    }
+    if (status < 400 || status >= 500) return `batch entry with status ${status} (${a.error?.code})`
+  }
+  return undefined
 }
 
 /** One hostile input; bodies may take a moment to build (the jwt library signs asynchronously). */
@@ -334,6 +362,49 @@ t.test('hostile input on every endpoint: always a reply, never a crash, the stor
     { name: 'a garbage deletion', body: () => 'garbage', headers: () => changeHeaders({ 'Mesh-Account': K, 'Mesh-Seq': '1', 'Mesh-Change': 'deleted' }) },
   ]
 
+  const asText = (b: string | Uint8Array) => (typeof b === 'string' ? b : new TextDecoder().decode(b))
+  /** Bad validate-batch requests: a malformed list is refused whole, each bad JWT in a list gets its own refusal. */
+  const badValidateBatches: Case[] = [
+    { name: 'empty body', body: () => '' },
+    { name: 'not JSON', body: () => 'garbage' },
+    { name: 'an object, not a list', body: () => JSON.stringify({ jwt: knownJwt }) },
+    { name: 'an empty list', body: () => '[]' },
+    { name: 'a list of 129', body: () => JSON.stringify(Array.from({ length: 129 }, () => ({ jwt: 'garbage' }))) },
+    { name: 'items not objects', body: () => JSON.stringify([1, 'x', null]) },
+    { name: 'a jwt not a string', body: () => JSON.stringify([{ jwt: 5 }]) },
+    { name: 'a negative storedIat', body: () => JSON.stringify([{ jwt: 'garbage', storedIat: -1 }]) },
+    { name: 'exporters not a map of strings', body: () => JSON.stringify([{ jwt: 'garbage', exporters: { [K]: 5 } }]) },
+    { name: 'nested 100000 deep', body: () => nested(100_000) },
+    { name: 'the known JWT for another account', body: () => JSON.stringify([{ jwt: knownJwt, account: fresh().getPublicKey() }]) },
+    ...badJwts.map((c) => ({ name: `one item: ${c.name}`, body: async () => JSON.stringify([{ jwt: asText(await c.body()) }]) })),
+    {
+      name: 'every bad JWT in one list',
+      body: async () => JSON.stringify(await Promise.all(badJwts.filter((c) => !c.name.includes('size') && !c.name.includes('huge')).map(async (c) => ({ jwt: asText(await c.body()) || 'x' })))),
+    },
+  ]
+  const item = (fields: Record<string, unknown>) => JSON.stringify([{ id: K, seq: 1, kind: 'updated', jwt: knownJwt, ...fields }])
+  /** Bad notify-batch requests: a malformed list is refused whole, each bad change in a list gets its own refusal. */
+  const badNotifyBatches: Case[] = [
+    { name: 'empty body', body: () => '' },
+    { name: 'not JSON', body: () => 'garbage' },
+    { name: 'an object, not a list', body: () => JSON.stringify({ id: K, seq: 1, kind: 'updated', jwt: knownJwt }) },
+    { name: 'an empty list', body: () => '[]' },
+    { name: 'a list of 65', body: () => JSON.stringify(Array.from({ length: 65 }, () => ({ id: K, seq: 1, kind: 'updated', jwt: 'garbage' }))) },
+    { name: 'nested 100000 deep', body: () => nested(100_000) },
+    { name: 'no account', body: () => item({ id: undefined }) },
+    { name: 'a bad sequence', body: () => item({ seq: -1 }) },
+    { name: 'a string sequence', body: () => item({ seq: '1' }) },
+    { name: 'an unknown kind', body: () => item({ kind: 'exploded' }) },
+    { name: 'enforce not a boolean', body: () => item({ enforce: 'yes' }) },
+    { name: 'not an account id', body: () => item({ id: 'notakey' }) },
+    { name: 'an empty JWT', body: () => item({ jwt: '' }) },
+    { name: 'garbage to broadcast', body: () => item({ jwt: 'garbage' }) },
+    { name: "another account's JWT", body: () => item({ jwt: accountJwt(fx.op.signingKp, fresh().getPublicKey()) }) },
+    { name: 'a user JWT', body: () => item({ jwt: encodeUser('u', createUser(), knownKp) }) },
+    { name: 'a garbage deletion', body: () => item({ kind: 'deleted', jwt: 'garbage' }) },
+    { name: 'items not objects', body: () => JSON.stringify([null, 1, 'x']) },
+  ]
+
   /** Inputs for endpoints that ignore or only loosely read their body: any reply of theirs is fine, 5xx is not. */
   const anyBodies: Case[] = [
     { name: 'empty', body: () => '' },
@@ -360,7 +431,11 @@ t.test('hostile input on every endpoint: always a reply, never a crash, the stor
           ? badDeletes
           : kind === 'notify'
             ? badNotifies
-            : anyBodies
+            : kind === 'validate-batch'
+              ? badValidateBatches
+              : kind === 'notify-batch'
+                ? badNotifyBatches
+                : anyBodies
     const refuse = kind !== 'lookup' && kind !== 'other'
     for (const subject of kind === 'update' ? subjectsFor(e).slice(0, 3) : subjectsFor(e)) {
       for (const c of table) cases.push({ e, subject, name: c.name, body: await c.body(), headers: c.headers?.(), mustRefuse: refuse })
@@ -439,7 +514,7 @@ t.test('hostile input on every endpoint: always a reply, never a crash, the stor
       ),
     )
     // The endpoints that read a JWT get most of the traffic; every endpoint gets some.
-    const sendable = endpoints.flatMap((e) => (['update', 'validate', 'delete', 'validate-delete', 'notify'].includes(kindOf(e)) ? [e, e, e, e] : [e]))
+    const sendable = endpoints.flatMap((e) => (['update', 'validate', 'validate-batch', 'delete', 'validate-delete', 'notify', 'notify-batch'].includes(kindOf(e)) ? [e, e, e, e] : [e]))
     let runs = 0
     const outcomes = new Map<string, number>()
     await fc.assert(

@@ -57,8 +57,8 @@ t.test('$SRV PING, INFO and STATS of the three services, as natscli sees them', 
     for (const s of [subjects.lookup(), subjects.claimsUpdate, subjects.accountUpdate(), subjects.resolverHealth]) {
       t.ok(subjectsOf('resolver').has(s), `resolver listens on ${s}`)
     }
-    for (const s of [subjects.signerValidate, subjects.signerValidateDelete, subjects.signerHealth]) t.ok(subjectsOf('signer').has(s), `signer listens on ${s}`)
-    for (const s of [subjects.notifierNotify, subjects.notifierHealth]) t.ok(subjectsOf('notifier').has(s), `notifier listens on ${s}`)
+    for (const s of [subjects.signerValidate, subjects.signerValidateBatch, subjects.signerValidateDelete, subjects.signerHealth]) t.ok(subjectsOf('signer').has(s), `signer listens on ${s}`)
+    for (const s of [subjects.notifierNotify, subjects.notifierNotifyBatch, subjects.notifierHealth]) t.ok(subjectsOf('notifier').has(s), `notifier listens on ${s}`)
   })
 
   await t.test("health on this host is answered by this host's instance only", async (t) => {

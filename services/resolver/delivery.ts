@@ -1,4 +1,5 @@
 import { publishChange, requestDelivery, type Logger, type NatsConnection } from '../../shared/index.ts'
+import { Echoes } from './echoes.ts'
 import { recreatedSince, whatToDeliver } from './store/rules.ts'
 import type { OutboxEntry, OutboxStore } from './store/types.ts'
 
@@ -19,6 +20,7 @@ export class Delivery {
   private readonly sending = new Set<Promise<void>>()
   private retryTimer: NodeJS.Timeout | undefined
   private closed = false
+  private readonly echoes = new Echoes()
 
   constructor(
     private readonly nc: NatsConnection,
@@ -41,6 +43,11 @@ export class Delivery {
     publishChange(this.nc, change, this.origin)
     this.queue(change)
     this.kick()
+  }
+
+  /** `jwt` of `id` is being broadcast (or just was): its echo on the per-account subject is our own. */
+  broadcasting(id: string, jwt: string): boolean {
+    return this.echoes.has(id, jwt)
   }
 
   /** A change of `id` is waiting or on its way to the servers: they may lag the store for a moment. */
@@ -111,7 +118,7 @@ export class Delivery {
       this.log.warn({ account: change.id, seq: change.seq, recreated }, 'delete request not sent again: it names re-created accounts')
       return
     }
-    const report = await requestDelivery(this.nc, change)
+    const report = await this.echoes.around(change.id, change.jwt, () => requestDelivery(this.nc, change))
     for (const seq of seqs) await this.store.delivered(seq)
     this.log.info(
       { account: change.id, seq: change.seq, kind: change.kind, servers: report.servers.map((s) => `${s.name}:${s.outcome}`) },

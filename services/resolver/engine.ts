@@ -14,7 +14,10 @@ export interface Engine {
    * Starts delivering changes once the system connection exists. `settle` waits for deliveries in flight;
    * `close` stops for good (also when a lost connection cut the settling short).
    */
-  startDelivery(nc: NatsConnection, serviceId: string): Promise<{ settle(): Promise<void>; close(): void; busy(id: string): boolean }>
+  startDelivery(
+    nc: NatsConnection,
+    serviceId: string,
+  ): Promise<{ settle(): Promise<void>; close(): void; busy(id: string): boolean; broadcasting(id: string, jwt: string): boolean }>
 }
 
 /**

@@ -5,14 +5,8 @@ import type { AccountStore } from './account-store.ts'
 const ENVELOPE_SLACK = 4096
 const DEFAULT_MAX_PAYLOAD = 1_048_576
 
-/** The accounts a pushed JWT imports from with an activation token, read without trusting the JWT. */
-function tokenExporters(token: string): string[] {
-  let nats: unknown
-  try {
-    nats = (JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { nats?: unknown }).nats
-  } catch {
-    return [] // undecodable: the signer says why
-  }
+/** The accounts a pushed JWT's `nats` claims import from with an activation token, read without trusting them. */
+function tokenExporters(nats: unknown): string[] {
   const imports = (nats as { imports?: unknown } | undefined)?.imports
   if (!Array.isArray(imports)) return []
   const ids = new Set<string>()
@@ -24,12 +18,12 @@ function tokenExporters(token: string): string[] {
 }
 
 /**
- * The stored JWTs of the accounts `token` imports from with an activation token, for the signer to check
+ * The stored JWTs of the accounts `token` (whose `nats` claims the caller already read) imports from with an activation token, for the signer to check
  * those tokens against (shared/signer-api.ts validateAccount). Only what fits in one request beside the
  * token is sent; an exporter left out, or not stored, is simply not checked, as before.
  */
-export async function exportersFor(store: AccountStore, token: string, nc: NatsConnection): Promise<Record<string, string>> {
-  const ids = tokenExporters(token)
+export async function exportersFor(store: AccountStore, token: string, nats: unknown, nc: NatsConnection): Promise<Record<string, string>> {
+  const ids = tokenExporters(nats)
   const out: Record<string, string> = {}
   if (ids.length === 0) return out
   let room = (nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - token.length - ENVELOPE_SLACK

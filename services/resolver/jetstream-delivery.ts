@@ -1,5 +1,6 @@
 import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream'
 import { requestDelivery, type Logger, type NatsConnection } from '../../shared/index.ts'
+import { Echoes } from './echoes.ts'
 import { DELIVERY_CONSUMER, Header, STREAM } from './store/jetstream-stream.ts'
 import type { JetStreamStore } from './store/jetstream.ts'
 import { recreatedSince } from './store/rules.ts'
@@ -21,6 +22,7 @@ export class JetStreamDelivery {
   private readonly sending = new Set<Promise<void>>()
   /** Accounts this instance is delivering now, by how many of their changes. */
   private readonly delivering = new Map<string, number>()
+  private readonly echoes = new Echoes()
 
   constructor(
     private readonly nc: NatsConnection,
@@ -43,6 +45,11 @@ export class JetStreamDelivery {
   /** This instance is delivering a change of `id`: servers may lag the store for a moment. */
   busy(id: string): boolean {
     return this.delivering.has(id)
+  }
+
+  /** `jwt` of `id` is being broadcast (or just was): its echo on the per-account subject is our own. */
+  broadcasting(id: string, jwt: string): boolean {
+    return this.echoes.has(id, jwt)
   }
 
   close(): void {
@@ -110,7 +117,7 @@ export class JetStreamDelivery {
   }
 
   private async deliver(change: OutboxEntry): Promise<void> {
-    const report = await requestDelivery(this.nc, change)
+    const report = await this.echoes.around(change.id, change.jwt, () => requestDelivery(this.nc, change))
     this.log.info(
       { account: change.id, seq: change.seq, kind: change.kind, servers: report.servers.map((s) => `${s.name}:${s.outcome}`) },
       'change delivered',

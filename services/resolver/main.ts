@@ -42,7 +42,7 @@ startup('resolver', async () => {
   // unservable: stored JWTs today's rules refuse, withheld from LOOKUP (not a health failure)
   addResolverHealth(service, nc, store, () => ({ unservable: servability.unservableCount, reconcile: reconciler.health() }))
   const replies = new ClaimReplies(service.id)
-  addUpdateEndpoints(service, { nc, store, replies, reconciler })
+  addUpdateEndpoints(service, { nc, store, replies, reconciler, echo: (id, jwt) => delivery?.broadcasting(id, jwt) === true })
   addListEndpoint(service, store, replies)
   const jetstream = new JetStreamUsageMemory(nc, log.child({ part: 'jetstream-usage' }))
   if (config.allowDelete) jetstream.start()

@@ -5,6 +5,7 @@ import {
   isAccountKey,
   jwtDigest,
   MAX_JWT_BYTES,
+  NO_REPLY,
   subjects,
   validateAccount,
   type Logger,
@@ -38,31 +39,65 @@ interface UpdateDeps {
   replies: ClaimReplies
   /** Told of pushes no signer could validate, to settle them once one answers. */
   reconciler?: { missed(id: string, jwt: string): void }
+  /** Whether `jwt` of `id` is a version this instance is broadcasting now (services/resolver/echoes.ts). */
+  echo?: (id: string, jwt: string) => boolean
 }
 
-/** The `sub` of something that looks like a JWT, only to name the account in an error reply. */
-function claimedAccount(token: string): string | undefined {
+/** A push as it entered: the token, read once, and what is read from it without trusting it. */
+interface Push {
+  token: string
+  /** The account the subject names, if it is a per-account subject. */
+  subjectAccount: string | undefined
+  /** The subject's account, else the JWT's `sub` if it is an account key: only to look up and to name in replies. */
+  id: string | undefined
+  /** The JWT's `nats` claims, unchecked; undefined when undecodable (the signer says why). */
+  nats: unknown
+}
+
+/** Reads a push once: the handler, its failure path and its error reply all use this. */
+const pushes = new WeakMap<ServiceMsg, Push>()
+
+function pushOf(msg: ServiceMsg): Push {
+  let p = pushes.get(msg)
+  if (p !== undefined) return p
+  const subjectAccount = msg.subject === subjects.claimsUpdate ? undefined : accountOfRequestSubject(msg.subject)
+  const token = msg.string()
+  let claims: { sub?: unknown; nats?: unknown } | undefined
   try {
-    const sub = (JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { sub?: unknown }).sub
-    return isAccountKey(sub) ? sub : undefined
+    claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as typeof claims
   } catch {
-    return undefined // undecodable: the reply names no account ("n/a"), as nats-server's does
+    claims = undefined // undecodable: the reply names no account ("n/a"), as nats-server's does
   }
+  const sub = claims?.sub
+  p = { token, subjectAccount, id: subjectAccount ?? (isAccountKey(sub) ? sub : undefined), nats: claims?.nats }
+  pushes.set(msg, p)
+  return p
+}
+
+/**
+ * The notifier's broadcast of a version this instance is delivering reaches us too (on the per-account
+ * subject). It is ours: nothing to check or store, and no reply, since the notifier counts only servers'
+ * replies. When a newer version was stored while it was on its way, it is not an outdated push to refuse
+ * and restore after either: the newer version is queued behind it for every server. Anyone else sending
+ * exactly those bytes then sends servers what they are being sent anyway.
+ */
+function isEcho(deps: UpdateDeps, msg: ServiceMsg): boolean {
+  if (deps.echo === undefined || msg.subject === subjects.claimsUpdate || msg.data.length === 0 || msg.data.length > MAX_JWT_BYTES) return false
+  const { subjectAccount, token } = pushOf(msg)
+  return subjectAccount !== undefined && deps.echo(subjectAccount, token)
 }
 
 async function applyUpdate(deps: UpdateDeps, msg: ServiceMsg, log: Logger): Promise<string> {
-  const subjectAccount = msg.subject === subjects.claimsUpdate ? undefined : accountOfRequestSubject(msg.subject)
   if (msg.data.length === 0) throw errors.jwtMalformed('request body is empty')
   if (msg.data.length > MAX_JWT_BYTES) throw errors.jwtTooLarge(msg.data.length, MAX_JWT_BYTES)
+  const { token, subjectAccount, id, nats } = pushOf(msg)
   if (subjectAccount !== undefined && !isAccountKey(subjectAccount)) {
     throw errors.requestInvalid(`${subjectAccount} in the subject is not an account key`)
   }
-  const token = msg.string()
-  const id = subjectAccount ?? claimedAccount(token)
   const stored = id === undefined ? undefined : await deps.store.get(id)
-  // Our own broadcasts come back on the per-account subject: answer them without a signer round trip.
+  // The same token again (a repeated push, or our own broadcast after its echo window): no signer round trip.
   if (stored !== undefined && stored.jwt === token) return deps.replies.ok('jwt already current', stored.id)
-  const exporters = await exportersFor(deps.store, token, deps.nc)
+  const exporters = await exportersFor(deps.store, token, nats, deps.nc)
   const verdict = await validateAccount(deps.nc, token, { account: subjectAccount, storedIat: stored?.iat, exporters })
   const result = await deps.store.save(verdict.id, verdict.jwt ?? token, { via: msg.subject })
   if (result.outcome === 'current') {
@@ -111,16 +146,13 @@ export function addUpdateEndpoints(service: MeshService, deps: UpdateDeps): void
       subject,
       description,
       handle: (msg, log) =>
-        applyUpdate(deps, msg, log).catch(async (e: unknown) => {
+        isEcho(deps, msg) ? NO_REPLY : applyUpdate(deps, msg, log).catch(async (e: unknown) => {
           if (!(e instanceof AppError)) throw e
-          const id = msg.subject === subjects.claimsUpdate ? claimedAccount(msg.string()) : accountOfRequestSubject(msg.subject)
-          await restoreAfterRefusal(deps, e, isAccountKey(id) ? id : undefined, msg.string(), log)
+          const { id, token } = pushOf(msg)
+          await restoreAfterRefusal(deps, e, isAccountKey(id) ? id : undefined, token, log)
           throw e
         }),
-      errorReply: (err, msg) => {
-        const id = msg.subject === subjects.claimsUpdate ? claimedAccount(msg.string()) : accountOfRequestSubject(msg.subject)
-        return deps.replies.error(WHAT, err, id ?? 'n/a')
-      },
+      errorReply: (err, msg) => deps.replies.error(WHAT, err, pushOf(msg).id ?? 'n/a'),
     })
   }
 }
