@@ -72,7 +72,6 @@ export const SERVICE_PERMISSIONS: Readonly<Record<MeshServiceName, ServicePermis
       subjects.notifierReports(),
       subjects.serverConnz(),
       subjects.accountUpdate(),
-      subjects.legacyAccountUpdate(),
       subjects.claimsDelete,
       subjects.serverPing,
       subjects.accountz,

@@ -26,10 +26,11 @@ interface Waiting {
 
 /**
  * Sends changes to every server and gathers what each did. The JWT goes out bare, with no headers, which
- * server handlers would read as part of the token (protocol.md §9.6), on `$SYS.REQ.ACCOUNT.<id>.CLAIMS.UPDATE`
- * with a reply subject, and once more, without one, on the legacy `$SYS.ACCOUNT.<id>.CLAIMS.UPDATE` for
- * servers on resolvers that listen only there. Our resolver hears the first too and answers "already current"
- * without asking the signer; its reply is not a server's and is not counted.
+ * server handlers would read as part of the token (protocol.md §9.6), once, on
+ * `$SYS.REQ.ACCOUNT.<id>.CLAIMS.UPDATE` with a reply subject. Every resolver type of every server from 2.9 on
+ * handles it (protocol.md §3.2), so the legacy `$SYS.ACCOUNT.<id>.CLAIMS.UPDATE` would only make every server
+ * verify the JWT a second time. Our resolver hears it too and recognises it as its own delivery (echoes.ts):
+ * no reply, and the notifier counts only servers' replies anyway.
  *
  * Replies come to one subscription for the notifier's life, `<inbox>.<n>` per broadcast, like nats.js's
  * request mux: a subscription per broadcast costs a SUB and an UNSUB that every server in the cluster
@@ -65,7 +66,6 @@ export class Broadcaster {
       this.waiting.set(token, { known, outcomes, finish })
       const subject = change.kind === 'deleted' ? subjects.claimsDelete : subjects.accountUpdate(change.id)
       this.nc.publish(subject, change.jwt, { reply: `${this.prefix}.${token}` })
-      if (change.kind !== 'deleted') this.nc.publish(subjects.legacyAccountUpdate(change.id), change.jwt)
     })
     for (const s of known) {
       if (!outcomes.has(s.id)) outcomes.set(s.id, { id: s.id, name: s.name, outcome: 'no-reply', message: '' })
