@@ -66,3 +66,4 @@ export type {
   HistoryVersion,
   ResolverHealth,
 } from './resolver-api.ts'
+export { batchBody } from './batch-body.ts'

@@ -1,4 +1,5 @@
 import {
+  batchBody,
   addHealthEndpoint,
   AppError,
   changeFrom,
@@ -59,21 +60,6 @@ function reportEnforcement(nc: NatsConnection, watch: EnforcementWatch, report: 
   )
 }
 
-/** The changes of a notify-batch request: a JSON list, each checked on its own (changeOf). */
-function notifyBatchOf(msg: ServiceMsg): unknown[] {
-  if (msg.data.length === 0) throw errors.requestInvalid('request body is empty')
-  let body: unknown
-  try {
-    body = msg.json()
-  } catch {
-    throw errors.requestInvalid('body is not JSON')
-  }
-  if (!Array.isArray(body) || body.length === 0 || body.length > MAX_NOTIFY_BATCH) {
-    throw errors.requestInvalid(`body must be a list of 1 to ${MAX_NOTIFY_BATCH} changes`)
-  }
-  return body as unknown[]
-}
-
 export function addNotifierEndpoints(
   service: MeshService,
   nc: NatsConnection,
@@ -113,7 +99,7 @@ export function addNotifierEndpoints(
     subject: subjects.notifierNotifyBatch,
     description: `Delivers up to ${MAX_NOTIFY_BATCH} stored changes (JSON list) to every nats-server, all at once, one report each`,
     async handle(msg, log) {
-      const items = notifyBatchOf(msg)
+      const items = batchBody(msg, MAX_NOTIFY_BATCH, 'changes')
       // Every change's broadcast goes out at once: none waits for another's replies.
       const answers = await Promise.all(
         items.map(async (item): Promise<BatchDelivery> => {

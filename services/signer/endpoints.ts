@@ -1,4 +1,5 @@
 import {
+  batchBody,
   addHealthEndpoint,
   AppError,
   errors,
@@ -75,17 +76,8 @@ const isStringMap = (v: unknown) =>
 
 /** The items of a validate-batch request: a JSON list of {jwt, account?, storedIat?, exporters?}. */
 function validateBatchOf(msg: ServiceMsg): ValidateItem[] {
-  if (msg.data.length === 0) throw errors.requestInvalid('request body is empty')
-  let body: unknown
-  try {
-    body = msg.json()
-  } catch {
-    throw errors.requestInvalid('body is not JSON')
-  }
-  if (!Array.isArray(body) || body.length === 0 || body.length > MAX_VALIDATE_BATCH) {
-    throw errors.requestInvalid(`body must be a list of 1 to ${MAX_VALIDATE_BATCH} items`)
-  }
-  for (const item of body as unknown[]) {
+  const body = batchBody(msg, MAX_VALIDATE_BATCH, 'items')
+  for (const item of body) {
     const { jwt, account, storedIat, exporters } = (typeof item === 'object' && item !== null ? item : {}) as Record<string, unknown>
     const valid =
       typeof jwt === 'string' && jwt !== '' && (account === undefined || typeof account === 'string') &&

@@ -122,7 +122,9 @@ export async function openStorage(
 
 async function ensureStream(jsm: JetStreamManager, replicas: number): Promise<void> {
   try {
-    await jsm.streams.info(STREAM)
+    const { config } = await jsm.streams.info(STREAM)
+    // a stream made before restore markers rolled up: without it, every refused push would stay in it forever
+    if (config.allow_rollup_hdrs !== true) await jsm.streams.update(STREAM, { ...config, allow_rollup_hdrs: true })
     return
   } catch (e) {
     if (!(e instanceof JetStreamApiError && e.code === 10059)) throw e // 10059: stream not found
@@ -139,6 +141,8 @@ async function ensureStream(jsm: JetStreamManager, replicas: number): Promise<vo
     max_msgs_per_subject: -1,
     // a push retried after a lost ack must not be stored twice
     duplicate_window: 120_000_000_000,
+    // restore markers ("deliver the stored version again") replace the earlier ones of their account
+    allow_rollup_hdrs: true,
   })
 }
 

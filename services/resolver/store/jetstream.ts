@@ -7,20 +7,7 @@ import { Header, openStorage, STREAM, streamSubjects, WRONG_LAST_SEQUENCE, type 
 import { StreamView } from './jetstream-view.ts'
 import { decideActivation, decideSave, stampOf } from './rules.ts'
 import { LocalTables } from './tables.ts'
-import type {
-  ActivationTable,
-  DeleteRequest,
-  DeleteResult,
-  HistoryEntry,
-  OnChange,
-  OutboxEntry,
-  ResolverStore,
-  SaveOrigin,
-  SaveResult,
-  StoreOptions,
-  StoredAccount,
-  Tombstone,
-} from './types.ts'
+import type { ActivationTable, DeleteRequest, DeleteResult, HistoryEntry, OnChange, OutboxEntry, ResolverStore, SaveOrigin, SaveResult, StoreOptions, StoredAccount, Tombstone } from './types.ts'
 
 const ATTEMPTS = 8
 /** How long a lookup miss waits for the stream's word, and then for this view to apply it. */
@@ -190,7 +177,7 @@ export class JetStreamStore implements ResolverStore {
     return this.locks.exclusive(id, async () => {
       const stored = this.readNow(id)
       if (stored === undefined) return undefined
-      const ack = await this.publish(streamSubjects.restore(id), '', { kind: 'restore', via: 'restore' }, undefined, ATTEMPTS)
+      const ack = await this.publish(streamSubjects.restore(id), '', { kind: 'restore', via: 'restore', rollup: true }, undefined, ATTEMPTS)
       const change: OutboxEntry = { seq: ack!.seq, id, kind: 'restore', jwt: stored.jwt, at: new Date().toISOString() }
       this.onChange(change)
       return change
@@ -202,7 +189,7 @@ export class JetStreamStore implements ResolverStore {
     return this.locks.exclusive(id, async () => {
       const tomb = this.readNow(id) === undefined ? await this.tombstoneOf(id) : undefined
       if (tomb === undefined || tomb.token === '') return undefined
-      const ack = await this.publish(streamSubjects.restore(id), '', { kind: 'deleted', via: 'restore' }, undefined, ATTEMPTS)
+      const ack = await this.publish(streamSubjects.restore(id), '', { kind: 'deleted', via: 'restore', rollup: true }, undefined, ATTEMPTS)
       const change: OutboxEntry = { seq: ack!.seq, id, kind: 'deleted', jwt: tomb.token, at: new Date().toISOString() }
       this.onChange(change)
       return change
@@ -264,7 +251,7 @@ export class JetStreamStore implements ResolverStore {
   private async publish(
     subject: string,
     body: string,
-    h: { kind: string; via: string; enforce?: boolean },
+    h: { kind: string; via: string; enforce?: boolean; rollup?: boolean },
     expectLast: number | undefined,
     attempt: number,
   ): Promise<PubAck | undefined> {
@@ -273,6 +260,7 @@ export class JetStreamStore implements ResolverStore {
     hdrs.set(Header.via, h.via)
     hdrs.set(Header.at, new Date().toISOString())
     if (h.enforce === true) hdrs.set(Header.enforce, '1')
+    if (h.rollup === true) hdrs.set('Nats-Rollup', 'sub') // replaces the subject's earlier messages: restore markers
     try {
       return await this.storage.js.publish(subject, body, {
         headers: hdrs,

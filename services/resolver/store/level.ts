@@ -2,19 +2,7 @@ import { errors } from '../../../shared/index.ts'
 import { AccountLocks } from './account-locks.ts'
 import { decideSave, stampOf } from './rules.ts'
 import { LocalTables } from './tables.ts'
-import type {
-  DeleteRequest,
-  DeleteResult,
-  HistoryEntry,
-  OnChange,
-  OutboxEntry,
-  OutboxStore,
-  SaveOrigin,
-  SaveResult,
-  StoreOptions,
-  StoredAccount,
-  Tombstone,
-} from './types.ts'
+import type { DeleteRequest, DeleteResult, HistoryEntry, OnChange, OutboxEntry, OutboxStore, SaveOrigin, SaveResult, StoreOptions, StoredAccount, Tombstone } from './types.ts'
 
 /**
  * The `level` engine: one instance, one LevelDB, every acknowledged write synced before its promise

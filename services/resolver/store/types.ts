@@ -1,4 +1,4 @@
-import type { Change } from '../../../shared/index.ts'
+import type { Change, HistoryVersion } from '../../../shared/index.ts'
 import type { StoredActivation } from './activation-store.ts'
 
 /** The current version of an account, as served. */
@@ -24,17 +24,10 @@ export interface OutboxEntry extends Change {
 export type SaveResult = { outcome: 'stored'; change: OutboxEntry } | { outcome: 'current' }
 
 /**
- * One accepted version of an account, as kept in history. A deletion is an entry too: its `jwt` is the
- * operator-signed delete request and its `iat` that request's.
+ * One accepted version of an account, as kept in history and as `mesh.resolver.history.<id>` answers it. A
+ * deletion is an entry too: its `jwt` is the operator-signed delete request and its `iat` that request's.
  */
-export interface HistoryEntry {
-  seq: number
-  kind: 'created' | 'updated' | 'deleted'
-  jwt: string
-  iat: number
-  at: string
-  via: string
-}
+export type HistoryEntry = HistoryVersion
 
 /** What is left of a deleted account: never served, kept for audit and to refuse older JWTs. */
 export interface Tombstone {
