@@ -5,7 +5,7 @@ import fc from 'fast-check'
 import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/nats-core'
 import { createAccount, createCurve, createOperator, createServer, createUser, type KeyPair } from '@nats-io/nkeys'
 import { encodeActivation, encodeGeneric, encodeUser } from '@nats-io/jwt'
-import { MAX_JWT_BYTES, subjects } from '../shared/index.ts'
+import { MAX_JWT_BYTES, subjects, tryPeek } from '../shared/index.ts'
 import { UNLIMITED } from '../ops/identities.ts'
 import { connectWith } from './kit/clients.ts'
 import { makeFixture } from './kit/fixtures.ts'
@@ -99,6 +99,24 @@ interface Known {
   created: Set<string>
   /** Ids that must never change. */
   protectedIds: Set<string>
+}
+
+/** The accounts whose JWTs a notify or notify-batch request would have the notifier broadcast. */
+function broadcastAccounts(kind: 'notify' | 'notify-batch', body: Uint8Array | string): string[] {
+  const text = typeof body === 'string' ? body : new TextDecoder().decode(body)
+  let jwts: unknown[] = [text]
+  if (kind === 'notify-batch') {
+    try {
+      const list: unknown = JSON.parse(text)
+      jwts = Array.isArray(list) ? list.map((c) => (c as { jwt?: unknown } | null)?.jwt) : []
+    } catch {
+      jwts = []
+    }
+  }
+  return jwts.flatMap((j) => {
+    const sub = typeof j === 'string' ? tryPeek(j)?.sub : undefined
+    return typeof sub === 'string' ? [sub] : []
+  })
 }
 
 /**
@@ -533,6 +551,11 @@ t.test('hostile input on every endpoint: always a reply, never a crash, the stor
         const reply = await ask(sys, subject, b, h)
         const problem = judge(kind, subject, reply, false, known)
         if (problem !== undefined) throw new Error(`${e.service}.${e.name} ${subject}: ${problem}`)
+        // A notify the notifier took is broadcast on the per-account update subject, which the resolver serves:
+        // a valid fresh self-signed account in it is a push like any other, and may create a managed account.
+        if ((kind === 'notify' || kind === 'notify-batch') && reply?.headers?.get('Nats-Service-Error-Code') === undefined) {
+          for (const id of broadcastAccounts(kind, b)) if (!known.protectedIds.has(id)) known.created.add(id)
+        }
         const o = `${kind}:${outcome(reply!)}`
         outcomes.set(o, (outcomes.get(o) ?? 0) + 1)
       }),
