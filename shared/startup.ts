@@ -17,6 +17,9 @@ export function startup(svc: string, main: () => Promise<void>): void {
       if (isConfigError(err)) log.fatal({ code: err.code }, err.message)
       else log.fatal({ err }, 'failed to start')
       process.exitCode = isConfigError(err) ? 2 : 1
+      // A start that failed half-way leaves connections and timers behind: a process that logged it failed
+      // must not linger registered, or answering half its endpoints.
+      setTimeout(() => process.exit(), 100).unref()
     },
   )
 }

@@ -1,4 +1,5 @@
-import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream'
+import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream'
+import { setTimeout as delay } from 'node:timers/promises'
 import { requestDelivery, type Logger, type NatsConnection } from '../../shared/index.ts'
 import { Echoes } from './echoes.ts'
 import { DELIVERY_CONSUMER, Header, STREAM } from './store/jetstream-stream.ts'
@@ -8,6 +9,8 @@ import type { OutboxEntry } from './store/types.ts'
 
 const MAX_IN_FLIGHT = 64
 const RETRY_MS = 1000
+/** How long a start keeps asking for the delivery consumer before it gives up. */
+const CONSUMER_WAIT_MS = 60_000
 
 /**
  * Hands the stream's changes to the notifier from the one durable consumer every instance pulls from: each
@@ -31,7 +34,7 @@ export class JetStreamDelivery {
   ) {}
 
   async start(): Promise<void> {
-    const consumer = await this.store.storage.js.consumers.get(STREAM, DELIVERY_CONSUMER)
+    const consumer = await this.deliveryConsumer()
     this.messages = await consumer.consume({ max_messages: MAX_IN_FLIGHT, expires: 5000 })
     this.running = (async () => {
       for await (const m of this.messages!) {
@@ -40,6 +43,21 @@ export class JetStreamDelivery {
         this.sending.add(p)
       }
     })()
+  }
+
+  // The store opened, so the consumer exists; but on a cluster that has just formed, or while a node restarts,
+  // asking for it can time out for a few seconds. Ask again rather than fail the start.
+  private async deliveryConsumer(): Promise<Consumer> {
+    const deadline = Date.now() + CONSUMER_WAIT_MS
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.store.storage.js.consumers.get(STREAM, DELIVERY_CONSUMER)
+      } catch (e) {
+        if (Date.now() > deadline) throw e
+        this.log.warn({ attempt, err: { message: (e as Error).message } }, 'delivery consumer not reachable yet, retrying')
+        await delay(Math.min(2000, 250 * attempt))
+      }
+    }
   }
 
   /** This instance is delivering a change of `id`: servers may lag the store for a moment. */
