@@ -153,6 +153,15 @@ t.test('backup of the stream, restore onto a fresh cluster: new instances serve 
   t.equal(restored!.state.last_seq, before.state.last_seq, 'restored with the same last sequence')
   t.equal(restored!.state.messages, before.state.messages, 'and the same messages')
   const jsm2 = await jetstreamManager(target)
+  // The restore lands on the stream's leader first; its followers catch up after. Until they have, a consumer
+  // cannot be placed on them (2.10.27 answered "no suitable peers" for over 30 s): start instances only then.
+  await waitFor(
+    async () => {
+      const c = (await jsm2.streams.info(STREAM)).cluster
+      return c?.leader !== undefined && c.replicas?.length === 2 && c.replicas.every((r) => r.current && !r.offline)
+    },
+    { ms: 60_000, what: 'every replica of the restored stream current' },
+  )
   const consumer = () => jsm2.consumers.info(STREAM, DELIVERY_CONSUMER).then(() => true, () => false)
   // A clustered restore brings the stream back; whether the consumer comes with it depends on the server version.
   t.comment(`delivery consumer in the restored stream: ${await consumer()}`)

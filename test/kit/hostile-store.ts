@@ -4,8 +4,8 @@ import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
 import { STREAM } from '../../services/resolver/store/jetstream-stream.ts'
 import { subjects } from '../../shared/index.ts'
 import { connectWith } from './clients.ts'
+import { push } from './sys-requests.ts'
 import type { Fixture } from './fixtures.ts'
-import { waitFor } from './wait-for.ts'
 import { jetstreamEnv } from './jetstream.ts'
 import { startCluster, startNatsServer, type NatsServerHandle } from './nats-server.ts'
 
@@ -43,13 +43,11 @@ export function hostileStore(): HostileStore {
     startServers: async (t, fx, opts) => [await startNatsServer(t, fx, { ...opts, jetstream: true })],
     resolverEnv: (fx) => jetstreamEnv(fx, 1),
     async baseline(t, fx, servers) {
-      // The storage account is preloaded on the servers, and the resolver's first reconciliation adopts what
-      // servers hold and the store lacks: let that pass write before the stream's position is taken.
+      // The storage account is preloaded on the servers, and a reconciliation pass (at start, or once a signer
+      // answers) adopts what servers hold and the store lacks: store it now, before the stream's position is taken.
       const sys = await connectWith(t, servers, fx.sysUser.creds)
-      await waitFor(
-        async () => (await sys.request(subjects.resolverHealth, '', { timeout: 2000 })).json<{ reconcile: { last?: unknown } }>().reconcile.last,
-        { ms: 30_000, what: "the resolver's first reconciliation pass" },
-      )
+      const { ours } = await push(sys, subjects.claimsUpdate, fx.mesh.jwt, servers.length)
+      t.equal(ours.data?.code, 200, 'the storage account is stored before the baseline')
       jsm = await jetstreamManager(await connectWith(t, servers, await readFile(fx.meshCredsPath, 'utf8')))
       from = (await jsm.streams.info(STREAM)).state.last_seq
     },
