@@ -244,7 +244,8 @@ t.test('confirmed revocations and JetStream-aware delete on a 3-node cluster', a
     t.equal((await pushFile(version(a))).code, 0)
     const user = await newUser(a, 'js')
     const nc = await connectWith(t, servers[0]!, user.creds)
-    const jsm = await jetstreamManager(nc)
+    // A just-pushed account may not have JetStream enabled on this server yet, nor a meta leader to place on.
+    const jsm = await waitFor(() => jetstreamManager(nc), { ms: 20_000, what: 'JetStream enabled for the new account', every: 250 })
     await waitFor(() => jsm.streams.add({ name: stream, subjects: [`${stream.toLowerCase()}.>`] }).then(() => true), {
       ms: 20_000,
       what: 'the JetStream meta leader to create a stream',
