@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises'
 import { headers } from '@nats-io/nats-core'
 import { JetStreamApiError, type PubAck } from '@nats-io/jetstream'
 import { AppError, errors, isEnforcing, peekClaims, type Logger } from '../../../shared/index.ts'
@@ -267,7 +268,10 @@ export class JetStreamStore implements ResolverStore {
         ...(expectLast === undefined ? {} : { expect: { lastSubjectSequence: expectLast } }),
       })
     } catch (e) {
-      if (e instanceof JetStreamApiError && e.code === WRONG_LAST_SEQUENCE && attempt < ATTEMPTS) return undefined
+      if (e instanceof JetStreamApiError && e.code === WRONG_LAST_SEQUENCE && attempt < ATTEMPTS) {
+        await delay(Math.random() * 5 * attempt) // two instances racing on one account: let one get ahead
+        return undefined
+      }
       throw unavailable(e)
     }
   }
