@@ -7,7 +7,7 @@ import { makeFixture, type Fixture } from './fixtures.ts'
 import { jetstreamEnv, startJsCluster } from './jetstream.ts'
 import { startCluster, startNatsServer, type NatsServerHandle, type StartOptions } from './nats-server.ts'
 import { startResolver, startService, type ServiceName, type ServiceProcess } from './services.ts'
-import { clusterFormed, gather, push, type ClaimReply } from './sys-requests.ts'
+import { clusterFormed, gather, jetstreamFormed, push, type ClaimReply } from './sys-requests.ts'
 import { waitFor } from './wait-for.ts'
 
 export type ResolverProcess = ServiceProcess & { dataDir: string }
@@ -108,6 +108,7 @@ export async function startMesh(t: Test, opts: MeshOptions = {}): Promise<Mesh> 
   }
   const sys = await connectWith(t, servers, fx.sysUser.creds, { reconnect: jetstream || size > 1 })
   if (clustered && size > 1) await clusterFormed(sys, size)
+  if (jetstream && clustered && size > 1) await jetstreamFormed(sys, size)
 
   const common = opts.env ?? {}
   const envOf: Record<ServiceName, Record<string, string>> = {

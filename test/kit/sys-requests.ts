@@ -38,3 +38,26 @@ export async function clusterFormed(nc: NatsConnection, size: number): Promise<v
     what: `cluster of ${size}`,
   })
 }
+
+/**
+ * Every server reports the same JetStream meta leader, and the leader every peer current: before then a just-formed cluster
+ * may refuse to place replicas ("no suitable peers for placement", for over 30 s on 2.10.27 under load).
+ */
+export async function jetstreamFormed(nc: NatsConnection, size: number): Promise<void> {
+  type Meta = { leader?: string; cluster_size?: number; replicas?: { current?: boolean; offline?: boolean }[] }
+  await waitFor(
+    async () => {
+      const metas = (await gather(nc, subjects.jsz, '', size, 1000)).map((m) => m.json<{ data?: { meta_cluster?: Meta } }>().data?.meta_cluster)
+      const leaders = new Set(metas.map((m) => m?.leader))
+      return (
+        metas.length === size &&
+        leaders.size === 1 &&
+        !leaders.has(undefined) &&
+        !leaders.has('') &&
+        // only the leader lists its peers
+        metas.some((m) => (m?.replicas ?? []).length === size - 1 && m!.replicas!.every((r) => r.current === true && r.offline !== true))
+      )
+    },
+    { ms: 60_000, what: `a JetStream meta group of ${size} with a leader and every peer current`, every: 250 },
+  )
+}
