@@ -43,7 +43,7 @@ export async function clusterFormed(nc: NatsConnection, size: number): Promise<v
  * Every server reports the same JetStream meta leader, and the leader every peer current: before then a just-formed cluster
  * may refuse to place replicas ("no suitable peers for placement", for over 30 s on 2.10.27 under load).
  */
-export async function jetstreamFormed(nc: NatsConnection, size: number): Promise<void> {
+export async function jetstreamFormed(nc: NatsConnection, size: number, ms = 60_000): Promise<void> {
   type Meta = { leader?: string; cluster_size?: number; replicas?: { current?: boolean; offline?: boolean }[] }
   await waitFor(
     async () => {
@@ -58,6 +58,6 @@ export async function jetstreamFormed(nc: NatsConnection, size: number): Promise
         metas.some((m) => (m?.replicas ?? []).length === size - 1 && m!.replicas!.every((r) => r.current === true && r.offline !== true))
       )
     },
-    { ms: 60_000, what: `a JetStream meta group of ${size} with a leader and every peer current`, every: 250 },
+    { ms, what: `a JetStream meta group of ${size} with a leader and every peer current`, every: 250 },
   )
 }
