@@ -1,5 +1,5 @@
 import { errors as natsErrors, type Msg, type NatsConnection } from '@nats-io/nats-core'
-import { gather, isResolverReply, jsonOf, serviceErrorOf, type ClaimReply as SharedClaimReply, type GatherOptions } from '../shared/index.ts'
+import { gather, isNoResponders, isResolverReply, jsonOf, serviceErrorOf, type ClaimReply as SharedClaimReply, type GatherOptions } from '../shared/index.ts'
 import { CliError } from './cli-error.ts'
 
 export { RESOLVER } from '../shared/index.ts'
@@ -42,7 +42,7 @@ export async function request(nc: NatsConnection, subject: string, body: Body, t
   try {
     m = await nc.request(subject, body, { timeout: timeoutMs })
   } catch (e) {
-    if (e instanceof natsErrors.RequestError && e.isNoResponders()) throw new CliError(`nothing answers ${subject} (is the service running?)`)
+    if (isNoResponders(e)) throw new CliError(`nothing answers ${subject} (is the service running?)`)
     if (e instanceof natsErrors.TimeoutError || (e as Error).cause instanceof natsErrors.TimeoutError) {
       throw new CliError(`no reply on ${subject} within ${timeoutMs} ms`)
     }

@@ -1,6 +1,6 @@
 import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/nats-core'
-import { Coalescer } from './coalesce.ts'
-import { isNoResponders } from './signer-api.ts'
+import { perConnection } from './coalesce.ts'
+import { isNoResponders, serviceErrorOf } from './service-error.ts'
 import { subjects } from './subjects.ts'
 
 /**
@@ -114,15 +114,12 @@ export type BatchDelivery = { report: DeliveryReport } | { error: { code: string
 
 /** Most changes one notify-batch request carries; the notifier refuses more. */
 export const MAX_NOTIFY_BATCH = 64
-// Room left in a batch request for the JSON around the JWTs.
-const BATCH_SLACK = 4096
 const DELIVERY_TIMEOUT_MS = 5000
 
 async function deliverOne(nc: NatsConnection, c: Change): Promise<DeliveryReport> {
   const reply = await nc.request(subjects.notifierNotify, c.jwt, { headers: changeHeaders(c), timeout: DELIVERY_TIMEOUT_MS })
-  if (reply.headers?.get('Nats-Service-Error-Code')) {
-    throw new Error(`notifier refused the change: ${reply.headers.get('Nats-Service-Error') ?? 'unknown error'}`)
-  }
+  const refused = serviceErrorOf(reply)
+  if (refused !== undefined) throw new Error(`notifier refused the change: ${refused.message}`)
   return reply.json<DeliveryReport>()
 }
 
@@ -136,33 +133,26 @@ async function deliverMany(nc: NatsConnection, changes: Change[]): Promise<Array
     if (!isNoResponders(e)) throw e
     return Promise.all(changes.map((c) => deliverOne(nc, c).catch((err: unknown) => err as Error)))
   }
-  if (reply.headers?.get('Nats-Service-Error-Code')) {
-    throw new Error(`notifier refused the changes: ${reply.headers.get('Nats-Service-Error') ?? 'unknown error'}`)
-  }
+  const refused = serviceErrorOf(reply)
+  if (refused !== undefined) throw new Error(`notifier refused the changes: ${refused.message}`)
   const answers = reply.json<BatchDelivery[]>()
   if (!Array.isArray(answers)) throw new Error('notify-batch answered no list')
   return answers.map((a) => ('report' in a ? a.report : new Error(`notifier refused the change: ${a.error?.message ?? 'unknown error'}`)))
 }
 
-const batchers = new WeakMap<NatsConnection, Coalescer<Change, DeliveryReport>>()
+const batcherOf = perConnection<Change, DeliveryReport>((nc) => ({
+  one: (item) => deliverOne(nc, item),
+  many: (items) => deliverMany(nc, items),
+  size: (item) => item.jwt.length + 160,
+  maxItems: MAX_NOTIFY_BATCH,
+}))
 
 /**
  * Asks a notifier to deliver a change to every server; resolves with what each server did. Changes handed
  * over in the same moment (committed together) go in one notify-batch request, one report each.
  */
 export function requestDelivery(nc: NatsConnection, c: Change): Promise<DeliveryReport> {
-  let b = batchers.get(nc)
-  if (b === undefined) {
-    b = new Coalescer<Change, DeliveryReport>({
-      one: (item) => deliverOne(nc, item),
-      many: (items) => deliverMany(nc, items),
-      size: (item) => item.jwt.length + 160,
-      budget: () => (nc.info?.max_payload ?? 1_048_576) - BATCH_SLACK,
-      maxItems: MAX_NOTIFY_BATCH,
-    })
-    batchers.set(nc, b)
-  }
-  return b.submit(c)
+  return batcherOf(nc).submit(c)
 }
 
 /** What one reconciliation pass found and did on one nats-server (`mesh.resolver.reconcile`). */

@@ -1,3 +1,33 @@
+import type { NatsConnection } from '@nats-io/nats-core'
+
+export interface CoalescerOptions<I, O> {
+  /** Sends one item alone (the endpoint that existed before batches). */
+  one: (item: I) => Promise<O>
+  /** Sends several; answers one result per item, in order: a value, or an Error to throw to its caller. */
+  many: (items: I[]) => Promise<Array<O | Error>>
+  /** Bytes an item adds to a batch request. */
+  size: (item: I) => number
+  /** Byte budget of one batch request (the server's max_payload, less room for the envelope). */
+  budget: () => number
+  maxItems: number
+}
+
+// Room left in a batch request for the JSON around the items.
+const BATCH_SLACK = 4096
+
+/**
+ * One Coalescer per connection, made on first use: everything a process asks on a connection in the same
+ * moment goes out together, within the connected server's max_payload.
+ */
+export function perConnection<I, O>(opts: (nc: NatsConnection) => Omit<CoalescerOptions<I, O>, 'budget'>): (nc: NatsConnection) => Coalescer<I, O> {
+  const made = new WeakMap<NatsConnection, Coalescer<I, O>>()
+  return (nc) => {
+    let c = made.get(nc)
+    if (c === undefined) made.set(nc, (c = new Coalescer({ ...opts(nc), budget: () => (nc.info?.max_payload ?? 1_048_576) - BATCH_SLACK })))
+    return c
+  }
+}
+
 /**
  * Merges requests made in the same moment into one: items submitted before the event loop next checks for
  * I/O go out together (a burst of pushes read from one socket read lands in one batch), each caller still
@@ -8,19 +38,7 @@ export class Coalescer<I, O> {
   private queue: { item: I; resolve: (o: O) => void; reject: (e: unknown) => void }[] = []
   private scheduled = false
 
-  constructor(
-    private readonly opts: {
-      /** Sends one item alone (the endpoint that existed before batches). */
-      one: (item: I) => Promise<O>
-      /** Sends several; answers one result per item, in order: a value, or an Error to throw to its caller. */
-      many: (items: I[]) => Promise<Array<O | Error>>
-      /** Bytes an item adds to a batch request. */
-      size: (item: I) => number
-      /** Byte budget of one batch request (the server's max_payload, less room for the envelope). */
-      budget: () => number
-      maxItems: number
-    },
-  ) {}
+  constructor(private readonly opts: CoalescerOptions<I, O>) {}
 
   submit(item: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {

@@ -27,7 +27,7 @@ export { gather, gatherJson, jsonOf } from './gather.ts'
 export type { GatherOptions } from './gather.ts'
 export { subjects, isMeshService, MESH_SERVICES, PACK_QUEUE, accountAfter, accountOfRequestSubject, idInSubject } from './subjects.ts'
 export type { MeshServiceName, MicroVerb } from './subjects.ts'
-export { serviceErrorOf, ServiceErrorHeader } from './service-error.ts'
+export { isNoResponders, serviceErrorOf, ServiceErrorHeader } from './service-error.ts'
 export { MeshService, NO_REPLY } from './service.ts'
 export type { EndpointSpec, Reply, ErrorReply } from './service.ts'
 export { runUntilStopped } from './run.ts'
@@ -66,4 +66,4 @@ export type {
   HistoryVersion,
   ResolverHealth,
 } from './resolver-api.ts'
-export { batchBody } from './batch-body.ts'
+export { batchBody, itemRefusal } from './batch-body.ts'

@@ -1,4 +1,4 @@
-import type { Msg } from '@nats-io/nats-core'
+import { NoRespondersError, RequestError, type Msg } from '@nats-io/nats-core'
 import { AppError, appErrorFrom, ErrorCode } from './errors.ts'
 import { jsonOf } from './gather.ts'
 
@@ -19,3 +19,6 @@ export function serviceErrorOf(m: Msg): AppError | undefined {
   const status = Number(code)
   return new AppError(ErrorCode.INTERNAL, Number.isSafeInteger(status) ? status : 500, m.headers?.get(ServiceErrorHeader.text) || 'unknown error')
 }
+
+/** Nobody serves the subject: nats.js's request error caused by the server's 503. */
+export const isNoResponders = (e: unknown) => e instanceof NoRespondersError || (e instanceof RequestError && e.isNoResponders())

@@ -1,6 +1,7 @@
-import { headers, NoRespondersError, RequestError, type NatsConnection } from '@nats-io/nats-core'
-import { Coalescer } from './coalesce.ts'
+import { headers, type NatsConnection } from '@nats-io/nats-core'
+import { perConnection } from './coalesce.ts'
 import { AppError, appErrorFrom, errors } from './errors.ts'
+import { isNoResponders, serviceErrorOf } from './service-error.ts'
 import { subjects } from './subjects.ts'
 
 /**
@@ -79,17 +80,8 @@ async function ask<T>(nc: NatsConnection, subject: string, body: string, h?: Rec
   } catch (e) {
     throw errors.validationUnavailable(e)
   }
-  if (reply.headers?.get('Nats-Service-Error-Code')) {
-    let wire: unknown
-    try {
-      wire = reply.json()
-    } catch {
-      wire = undefined
-    }
-    const err = appErrorFrom(wire)
-    if (err.code === 'INTERNAL') throw errors.validationUnavailable(reply.headers.get('Nats-Service-Error'))
-    throw err
-  }
+  const err = serviceErrorOf(reply)
+  if (err !== undefined) throw err.code === 'INTERNAL' ? errors.validationUnavailable(err.message) : err
   return reply.json<T>()
 }
 
@@ -115,8 +107,6 @@ export const MAX_VALIDATE_BATCH = 128
  * 1,539–1,567 pushes/s against 917–1,182 with up to 128, for the same CPU per push.
  */
 const SEND_BATCH = 8
-// Room left in a batch request for the JSON around the JWTs.
-const BATCH_SLACK = 4096
 const itemBytes = (i: ValidateItem) =>
   i.jwt.length + 64 + Object.entries(i.exporters ?? {}).reduce((n, [k, v]) => n + k.length + v.length + 8, 0)
 
@@ -137,25 +127,13 @@ async function validateMany(nc: NatsConnection, items: ValidateItem[]): Promise<
   })
 }
 
-/** Nobody serves the subject: nats.js's request error caused by the server's 503. */
-export const isNoResponders = (e: unknown) => e instanceof NoRespondersError || (e instanceof RequestError && e.isNoResponders())
 
-const batchers = new WeakMap<NatsConnection, Coalescer<ValidateItem, AccountVerdict>>()
-
-function batcherOf(nc: NatsConnection): Coalescer<ValidateItem, AccountVerdict> {
-  let b = batchers.get(nc)
-  if (b === undefined) {
-    b = new Coalescer<ValidateItem, AccountVerdict>({
-      one: (item) => validateOne(nc, item),
-      many: (items) => validateMany(nc, items),
-      size: itemBytes,
-      budget: () => (nc.info?.max_payload ?? 1_048_576) - BATCH_SLACK,
-      maxItems: SEND_BATCH,
-    })
-    batchers.set(nc, b)
-  }
-  return b
-}
+const batcherOf = perConnection<ValidateItem, AccountVerdict>((nc) => ({
+  one: (item) => validateOne(nc, item),
+  many: (items) => validateMany(nc, items),
+  size: itemBytes,
+  maxItems: SEND_BATCH,
+}))
 
 /**
  * Asks the signer to validate (and, for a managed account, sign) an account JWT. Throws its AppError.

@@ -1,7 +1,7 @@
 import {
   batchBody,
+  itemRefusal,
   addHealthEndpoint,
-  AppError,
   changeFrom,
   changeOf,
   decodeJwt,
@@ -108,9 +108,7 @@ export function addNotifierEndpoints(
             if (change === undefined) throw errors.requestInvalid('a change must be {"id": string, "seq": number, "kind": string, "jwt": string, "enforce"?: boolean}')
             return { report: await deliver(change, log) }
           } catch (e) {
-            if (e instanceof AppError) return { error: e.toJSON() }
-            log.error({ err: e }, 'unexpected failure')
-            return { error: errors.internal('delivery failed unexpectedly').toJSON() }
+            return itemRefusal(e, log)
           }
         }),
       )

@@ -4,6 +4,7 @@ import {
   errors,
   isAccountKey,
   subjects,
+  tryPeek,
   validateDelete,
   type DeleteVerdict,
   type Logger,
@@ -44,16 +45,9 @@ interface Peeked {
 
 /** Who asked and for what, read without trusting it: only to word the reply and to restore after a refusal. */
 function peek(token: string): Peeked {
-  try {
-    const c = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
-      sub?: unknown
-      nats?: { accounts?: unknown }
-    }
-    const accounts = Array.isArray(c.nats?.accounts) ? c.nats.accounts.filter(isAccountKey) : []
-    return { issuer: typeof c.sub === 'string' ? c.sub.slice(0, 64) : 'n/a', accounts }
-  } catch {
-    return { issuer: 'n/a', accounts: [] }
-  }
+  const c = tryPeek<{ accounts?: unknown }>(token)
+  const accounts = Array.isArray(c?.nats?.accounts) ? c.nats.accounts.filter(isAccountKey) : []
+  return { issuer: typeof c?.sub === 'string' ? c.sub.slice(0, 64) : 'n/a', accounts }
 }
 
 /**

@@ -13,7 +13,8 @@ export function addGetEndpoint(service: MeshService, store: AccountStore): void 
     description: 'What the resolver holds for an account: its JWT, its tombstone, or nothing',
     async handle(msg) {
       const id = accountAfter(subjects.resolverGet(), msg.subject)
-      const stored = await store.get(id)
+      // like LOOKUP: an admin reading right after a push another instance acked must not be told "unknown"
+      const stored = (await store.get(id)) ?? (await store.recheckMissing?.(id))
       if (stored !== undefined) {
         return JSON.stringify({ account: id, state: 'stored', jwt: stored.jwt, iat: stored.iat, exp: stored.exp } satisfies AccountState)
       }

@@ -7,6 +7,7 @@ import {
   MAX_JWT_BYTES,
   NO_REPLY,
   subjects,
+  tryPeek,
   validateAccount,
   type Logger,
   type MeshService,
@@ -62,12 +63,8 @@ function pushOf(msg: ServiceMsg): Push {
   if (p !== undefined) return p
   const subjectAccount = msg.subject === subjects.claimsUpdate ? undefined : accountOfRequestSubject(msg.subject)
   const token = msg.string()
-  let claims: { sub?: unknown; nats?: unknown } | undefined
-  try {
-    claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as typeof claims
-  } catch {
-    claims = undefined // undecodable: the reply names no account ("n/a"), as nats-server's does
-  }
+  // undecodable: the reply names no account ("n/a"), as nats-server's does
+  const claims = tryPeek(token)
   const sub = claims?.sub
   p = { token, subjectAccount, id: subjectAccount ?? (isAccountKey(sub) ? sub : undefined), nats: claims?.nats }
   pushes.set(msg, p)

@@ -1,7 +1,7 @@
 import {
   batchBody,
+  itemRefusal,
   addHealthEndpoint,
-  AppError,
   errors,
   MAX_VALIDATE_BATCH,
   nowSeconds,
@@ -113,9 +113,7 @@ export function addSignerEndpoints(service: MeshService, config: SignerConfig, n
         try {
           return { verdict: judgeAccount(config, { ...item, exporters: item.exporters ?? {} }, log) }
         } catch (e) {
-          if (e instanceof AppError) return { error: e.toJSON() }
-          log.error({ err: e }, 'unexpected failure')
-          return { error: errors.internal('validation failed unexpectedly').toJSON() }
+          return itemRefusal(e, log)
         }
       })
       return JSON.stringify(verdicts)
