@@ -104,6 +104,21 @@ export interface StartOptions {
   readyMs?: number
 }
 
+/**
+ * The client port: any free one (-1) on a lone server. A routed server's route port was only reserved by
+ * freePort (found free, then released), so the kernel may hand that very port to the server's own random
+ * client listener, and the route listener then fails "address already in use" (seen in CI): pick the client
+ * port now, none of the cluster's route ports.
+ */
+async function clientPort(cluster: StartOptions['cluster']): Promise<number> {
+  if (cluster === undefined) return -1
+  const reserved = new Set([cluster.port, ...(cluster.routes ?? []).map((r) => Number(new URL(r).port))])
+  for (;;) {
+    const p = await freePort()
+    if (!reserved.has(p)) return p
+  }
+}
+
 /** Starts a real nats-server in operator mode on a free loopback port; stopped when the test ends. */
 export async function startNatsServer(t: Owner, fx: Fixture, opts: StartOptions = {}): Promise<NatsServerHandle> {
   const dir = await tempDir(t, 'nats')
@@ -113,7 +128,7 @@ export async function startNatsServer(t: Owner, fx: Fixture, opts: StartOptions 
   const conf = join(dir, 'server.conf')
   const rendered = renderServerConf({
     serverName: name,
-    port: opts.port ?? -1,
+    port: opts.port ?? (await clientPort(opts.cluster)),
     portsFileDir: dir,
     operatorJwtPath: fx.operatorJwtPath,
     systemAccount: fx.op.systemAccount.id,
