@@ -128,6 +128,9 @@ t.test('re-signing after a rotation: only accounts signed by a key the operator 
     ['not managed', () => resignAccount(old, config(undefined)), 'SELF_SIGNED_REFUSED'],
     ['garbage', () => resignAccount('garbage', managed), 'JWT_MALFORMED'],
     ['a user JWT', () => resignAccount(old.replace(/\.[^.]+\./, '.e30.'), managed), 'JWT_'],
+    // found by the hostile suite: claims nats-server cannot decode reached the signing code (a crash there)
+    ['exports nats-server cannot decode', () => resignAccount(accountJwt(dropped, id, { limits: MANAGED_LIMITS, exports: 'x' }), managed), 'JWT_MALFORMED'],
+    ['content nats-server refuses', () => resignAccount(accountJwt(dropped, id, { limits: MANAGED_LIMITS, exports: [{ type: 'stream' }] }), managed), 'JWT_CONTENT_INVALID'],
   ]
   for (const [name, f, code] of refusals) t.throws(f, { code: new RegExp(`^${code}`) }, name)
 })

@@ -64,24 +64,36 @@ const MAX_REPORTED_ISSUES = 20
  * really issued (ACTIVATION_INVALID).
  */
 export function validateAccountJwt(token: string, trust: TrustAnchor, opts: AccountCheckOptions = {}): ValidatedAccount {
-  const t = decodeGoToken(token, 'account')
-  const claims = t.decoded.claims
-  if (t.kind !== 'account') throw errors.jwtWrongType('account', t.kind)
-  if (!isAccountKey(claims.sub)) throw errors.jwtMalformed('subject is not an account public key')
-  if (opts.account !== undefined && claims.sub !== opts.account) throw errors.subjectMismatch(opts.account, claims.sub)
-
+  const { claims, nats, version } = decodeAccountJwt(token, opts.account)
   const selfSigned = claims.iss === claims.sub
   if (!selfSigned && !isTrustedIssuer(claims.iss, trust)) throw errors.issuerUntrusted(claims.iss)
   checkValidity(claims, opts.now ?? nowSeconds())
-
-  const nats = t.go.nats as GoAccount
   // A self-signed JWT's limits are the holder's wish, not the operator's (§4.13): the managed policy
   // replaces them and then checks the counts against what it will actually sign.
   const issues = [...contentIssues(claims.sub, nats), ...(selfSigned ? [] : accountLimitIssues(nats))]
   if (issues.length > 0) throw errors.contentInvalid(capped(issues))
   const tokenIssues = importTokenIssues(claims.sub, nats.imports ?? [], opts.exporters ?? {})
   if (tokenIssues.length > 0) throw errors.activationInvalid(capped(tokenIssues).join(', '))
-  return { token, claims, id: claims.sub, selfSigned, version: t.version }
+  return { token, claims, id: claims.sub, selfSigned, version }
+}
+
+/**
+ * An account JWT decoded as nats-io/jwt decodes it (signature checked), for `account` when given. Whoever
+ * signed it, nothing else may be signed or judged from its claims: they may hold any JSON.
+ */
+export function decodeAccountJwt(token: string, account?: string): { claims: Claims; nats: GoAccount; version: 1 | 2 } {
+  const t = decodeGoToken(token, 'account')
+  const claims = t.decoded.claims
+  if (t.kind !== 'account') throw errors.jwtWrongType('account', t.kind)
+  if (!isAccountKey(claims.sub)) throw errors.jwtMalformed('subject is not an account public key')
+  if (account !== undefined && claims.sub !== account) throw errors.subjectMismatch(account, claims.sub)
+  return { claims, nats: t.go.nats as GoAccount, version: t.version }
+}
+
+/** Account.Validate's blocking checks that do not depend on `limits` or on who signed it (JWT_CONTENT_INVALID). */
+export function checkAccountContent(sub: string, nats: GoAccount): void {
+  const issues = contentIssues(sub, nats)
+  if (issues.length > 0) throw errors.contentInvalid(capped(issues))
 }
 
 function capped(issues: string[]): string[] {
@@ -114,7 +126,7 @@ const limitShapeIssues = (limits: GoLimits | undefined) =>
  * it, so any import or export then fails (§4.11); only -1 means unlimited.
  */
 export function accountLimitIssues(nats: GoAccount): string[] {
-  const exports = nats.exports ?? []
+  const exports = Array.isArray(nats.exports) ? nats.exports : []
   const why = nats.limits === undefined ? ' (the JWT has no limits, so every limit is 0)' : ''
   const limits = { ...nats.limits, tiered_limits: undefined }
   return limitIssues(limits, {

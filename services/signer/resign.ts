@@ -8,6 +8,7 @@ import {
   verifyJwtAhead,
   type MeshService,
 } from '../../shared/index.ts'
+import { checkAccountContent, decodeAccountJwt } from './account-rules.ts'
 import type { SignerConfig } from './config.ts'
 import { signManagedAccount } from './managed-policy.ts'
 
@@ -20,9 +21,10 @@ import { signManagedAccount } from './managed-policy.ts'
  */
 export function resignAccount(token: string, config: SignerConfig, now = nowSeconds()): string {
   if (config.signingKey === undefined) throw errors.selfSignedRefused()
-  const { claims } = decodeJwt(token)
-  if (claims.nats.type !== 'account') throw errors.jwtWrongType('account', String(claims.nats.type ?? ''))
+  // decoded and checked as a push is (but for trust, see above): the claims go into what we sign
+  const { claims, nats } = decodeAccountJwt(token)
   if (!isOperatorKey(claims.iss)) throw errors.requestInvalid('only an account signed by an operator key can be re-signed')
+  checkAccountContent(claims.sub, nats)
   // The stored iat is the JWT's own: the new version must be newer for every server to take it.
   return signManagedAccount({ ...claims, iss: claims.sub }, config.signingKey, config.policy, claims.iat, now)
 }
