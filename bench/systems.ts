@@ -106,18 +106,18 @@ export function pushAll(nc: NatsConnection, jwts: string[], inFlight: number, fr
 }
 
 /**
- * The notifier's broadcasts, seen from outside: when every account has gone out, the servers have it all.
- * Either update subject counts (the notifier may use the per-account or the legacy one): the id is the token
- * before CLAIMS. `done()` resolves with when the last one was seen (performance.now()), or NaN after `ms`.
+ * The resolver's delivery reports (`mesh.resolver.deliveries.<id>`): when every account has one, the servers
+ * have it all, whether the notifier broadcast it or the servers' replies to the push stood for it. `done()`
+ * resolves with when the last one was seen (performance.now()), or NaN after `ms`.
  */
 export function watchDeliveries(nc: NatsConnection, ids: string[]): { done(ms?: number): Promise<number> } {
   const pending = new Set(ids)
   let deliveredAt = pending.size === 0 ? performance.now() : 0
   const seen = (_e: unknown, m: Msg) => {
-    const tokens = m.subject.split('.')
-    if (pending.delete(tokens[tokens.length - 3]!) && pending.size === 0) deliveredAt = performance.now()
+    const id = m.subject.slice(subjects.resolverDeliveries('').length)
+    if (pending.delete(id) && pending.size === 0) deliveredAt = performance.now()
   }
-  const watches = [nc.subscribe(subjects.accountUpdate(), { callback: seen }), nc.subscribe(subjects.legacyAccountUpdate(), { callback: seen })]
+  const watches = [nc.subscribe(subjects.resolverDeliveries(), { callback: seen })]
   return {
     async done(ms = 60_000) {
       const until = performance.now() + ms

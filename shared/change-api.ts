@@ -16,6 +16,8 @@ export const ChangeHeader = {
   origin: 'Mesh-Origin',
   /** Present (`1`) on a change that revokes users or lowers the connection limit: the notifier watches it. */
   enforce: 'Mesh-Enforce',
+  /** On a delivery request only: the reply subject of the client push that brought the change (Change.receipt). */
+  receipt: 'Mesh-Receipt',
 } as const
 
 export type ChangeKind = 'created' | 'updated' | 'deleted' | 'restore'
@@ -29,6 +31,17 @@ export interface Change {
   jwt: string
   /** Revokes users or lowers limits compared with the version it replaced (shared/enforcement.ts). */
   enforce?: boolean
+  /**
+   * On a delivery request only, never stored or announced: the reply subject on which every server answered
+   * the client push that brought exactly this JWT (services/resolver/push-receipts.ts). The notifier may take
+   * those answers for the report instead of broadcasting (services/notifier/push-replies.ts).
+   */
+  receipt?: string
+}
+
+/** A reply subject a receipt may name: a client inbox, as nsc, natscli and nats.js make them. */
+export function isReceipt(s: unknown): s is string {
+  return typeof s === 'string' && s.length <= 256 && s.startsWith('_INBOX.') && !/[\s*>]/.test(s)
 }
 
 export function changeHeaders(c: Change): MsgHdrs {
@@ -47,7 +60,8 @@ export function changeFrom(msg: { headers?: MsgHdrs; string(): string }): Change
   const kind = msg.headers?.get(ChangeHeader.kind) ?? ''
   if (id === '' || !Number.isSafeInteger(seq) || seq < 0 || !KINDS.has(kind)) return undefined
   const enforce = msg.headers?.get(ChangeHeader.enforce) === '1'
-  return { id, seq, kind: kind as ChangeKind, jwt: msg.string(), ...(enforce ? { enforce } : {}) }
+  const receipt = msg.headers?.get(ChangeHeader.receipt)
+  return { id, seq, kind: kind as ChangeKind, jwt: msg.string(), ...(enforce ? { enforce } : {}), ...(isReceipt(receipt) ? { receipt } : {}) }
 }
 
 /** What the notifier reports for one server after a broadcast. */
@@ -92,6 +106,8 @@ export interface DeliveryReport {
   digest?: string
   /** Only on the report an enforcing change publishes after its grace period (subjects.notifierReports). */
   enforcement?: Enforcement
+  /** The servers' outcomes are their answers to the client's own push of this JWT: nothing was broadcast. */
+  fromPush?: true
 }
 
 /** Publishes a change event for anyone in the system account to watch; other resolver instances apply it. */
@@ -101,12 +117,18 @@ export function publishChange(nc: NatsConnection, c: Change, origin?: string): v
   nc.publish(subjects.resolverChanges(c.id), c.jwt, { headers: h })
 }
 
+/** Announces what a delivery reached, for anyone in the system account to watch (`mesh.resolver.deliveries.<id>`). */
+export function publishDelivery(nc: NatsConnection, report: DeliveryReport): void {
+  nc.publish(subjects.resolverDeliveries(report.id), JSON.stringify(report))
+}
+
 /** Reads a change from a notify-batch item; undefined when a field is missing or wrong, as changeFrom. */
 export function changeOf(item: unknown): Change | undefined {
-  const { id, seq, kind, jwt, enforce } = (typeof item === 'object' && item !== null ? item : {}) as Record<string, unknown>
+  const { id, seq, kind, jwt, enforce, receipt } = (typeof item === 'object' && item !== null ? item : {}) as Record<string, unknown>
   if (typeof id !== 'string' || id === '' || typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) return undefined
   if (typeof kind !== 'string' || !KINDS.has(kind) || typeof jwt !== 'string' || (enforce !== undefined && typeof enforce !== 'boolean')) return undefined
-  return { id, seq, kind: kind as ChangeKind, jwt, ...(enforce === true ? { enforce } : {}) }
+  if (receipt !== undefined && !isReceipt(receipt)) return undefined
+  return { id, seq, kind: kind as ChangeKind, jwt, ...(enforce === true ? { enforce } : {}), ...(receipt !== undefined ? { receipt } : {}) }
 }
 
 /** One answer of a notify-batch reply, in the order of the request's changes. */
@@ -117,14 +139,23 @@ export const MAX_NOTIFY_BATCH = 64
 const DELIVERY_TIMEOUT_MS = 5000
 
 async function deliverOne(nc: NatsConnection, c: Change): Promise<DeliveryReport> {
-  const reply = await nc.request(subjects.notifierNotify, c.jwt, { headers: changeHeaders(c), timeout: DELIVERY_TIMEOUT_MS })
+  const h = changeHeaders(c)
+  if (c.receipt !== undefined) h.set(ChangeHeader.receipt, c.receipt)
+  const reply = await nc.request(subjects.notifierNotify, c.jwt, { headers: h, timeout: DELIVERY_TIMEOUT_MS })
   const refused = serviceErrorOf(reply)
   if (refused !== undefined) throw new Error(`notifier refused the change: ${refused.message}`)
   return reply.json<DeliveryReport>()
 }
 
 async function deliverMany(nc: NatsConnection, changes: Change[]): Promise<Array<DeliveryReport | Error>> {
-  const body = changes.map((c) => ({ id: c.id, seq: c.seq, kind: c.kind, jwt: c.jwt, ...(c.enforce === true ? { enforce: true } : {}) }))
+  const body = changes.map((c) => ({
+    id: c.id,
+    seq: c.seq,
+    kind: c.kind,
+    jwt: c.jwt,
+    ...(c.enforce === true ? { enforce: true } : {}),
+    ...(c.receipt !== undefined ? { receipt: c.receipt } : {}),
+  }))
   let reply
   try {
     reply = await nc.request(subjects.notifierNotifyBatch, JSON.stringify(body), { timeout: DELIVERY_TIMEOUT_MS })

@@ -37,7 +37,7 @@ export { readLogLevel, startup } from './startup.ts'
 export { VERSION } from './version.ts'
 export { validateAccount, validateActivation, validateDelete, SignerHeader, MAX_VALIDATE_BATCH } from './signer-api.ts'
 export type { AccountVerdict, ActivationRequest, ActivationVerdict, BatchVerdict, DeleteVerdict, ValidateEnvelope, ValidateItem } from './signer-api.ts'
-export { ChangeHeader, changeHeaders, changeFrom, changeOf, publishChange, requestDelivery, MAX_NOTIFY_BATCH } from './change-api.ts'
+export { ChangeHeader, changeHeaders, changeFrom, changeOf, isReceipt, publishChange, publishDelivery, requestDelivery, MAX_NOTIFY_BATCH } from './change-api.ts'
 export type {
   BatchDelivery,
   Change,

@@ -62,6 +62,8 @@ export const subjects = {
   resolverHistory: (id = '*') => `mesh.resolver.history.${id}`,
   resolverActivationPut: 'mesh.resolver.activation.put',
   resolverActivationGet: 'mesh.resolver.activation.get',
+  /** What each delivery reached (a DeliveryReport), published by the resolver instance that asked for it. */
+  resolverDeliveries: (id = '*') => `mesh.resolver.deliveries.${id}`,
   notifierNotify: 'mesh.notifier.notify',
   /** Several changes in one request (JSON), one report each: deliveries committed together. */
   notifierNotifyBatch: 'mesh.notifier.notify-batch',

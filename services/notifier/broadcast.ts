@@ -1,21 +1,9 @@
 import { createInbox, type Msg, type NatsConnection } from '@nats-io/nats-core'
 import { subjects, type Change, type ServerOutcome } from '../../shared/index.ts'
-import { isServerId, type KnownServer, type ServerDirectory } from './server-directory.ts'
+import type { KnownServer, ServerDirectory } from './server-directory.ts'
+import { serverAnswerOf } from './server-reply.ts'
 
 const REPLY_WAIT_MS = 1000
-
-interface ServerReply {
-  server?: { id?: unknown; name?: unknown }
-  data?: { message?: unknown }
-  error?: { description?: unknown }
-}
-
-/** Reads a server's claim-update reply (protocol.md §3.2): "... skipped" is a 200 that stored nothing. */
-function outcomeOf(r: ServerReply): Pick<ServerOutcome, 'outcome' | 'message'> {
-  if (r.error !== undefined) return { outcome: 'refused', message: String(r.error.description ?? '') }
-  const message = String(r.data?.message ?? '')
-  return { outcome: /skipped/.test(message) ? 'skipped' : 'applied', message }
-}
 
 /** One broadcast waiting for its replies. */
 interface Waiting {
@@ -37,7 +25,8 @@ interface Waiting {
  * processes and passes on to its routes, for every change.
  */
 export class Broadcaster {
-  private readonly prefix = createInbox()
+  /** Where the servers answer our broadcasts: `<prefix>.<n>`. */
+  readonly prefix = createInbox()
   private readonly waiting = new Map<string, Waiting>()
   private next = 0
 
@@ -76,17 +65,12 @@ export class Broadcaster {
   private collect(m: Msg): void {
     const w = this.waiting.get(m.subject.slice(this.prefix.length + 1))
     if (w === undefined) return // after its reply window
-    let r: ServerReply
-    try {
-      r = m.json<ServerReply>()
-    } catch {
-      return // not a claim-update reply
-    }
-    const id = r.server?.id
-    if (!isServerId(id)) return // our resolver answers on these subjects too: it is not a server
-    const name = String(r.server?.name ?? '')
+    // our resolver answers on these subjects too: it is not a server
+    const answer = serverAnswerOf(m)
+    if (answer === undefined) return
+    const { id, name, outcome, message } = answer
     this.directory.learn({ id, name })
-    w.outcomes.set(id, { id, name, ...outcomeOf(r) })
+    w.outcomes.set(id, { id, name, outcome, message })
     if (w.known.every((s) => w.outcomes.has(s.id))) w.finish()
   }
 }

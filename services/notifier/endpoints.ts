@@ -21,6 +21,7 @@ import type { ServiceMsg } from '@nats-io/services'
 import { Broadcaster } from './broadcast.ts'
 import { DisconnectLog } from './disconnect-log.ts'
 import { EnforcementWatch } from './enforcement.ts'
+import { PushReplies } from './push-replies.ts'
 import type { ServerDirectory } from './server-directory.ts'
 
 /**
@@ -67,6 +68,7 @@ export function addNotifierEndpoints(
   opts: { enforceGraceMs: number },
 ): void {
   const broadcaster = new Broadcaster(nc, directory)
+  const pushReplies = new PushReplies(nc, broadcaster.prefix)
   const disconnects = new DisconnectLog(nc)
   /** Checks and broadcasts one change, and reports what each server did. */
   async function deliver(change: Change, log: Logger): Promise<DeliveryReport> {
@@ -75,12 +77,19 @@ export function addNotifierEndpoints(
     checkBody(change)
     const enforcing = change.enforce === true && change.kind !== 'deleted'
     const watch = enforcing ? new EnforcementWatch(nc, disconnects, change.id, change.jwt) : undefined
-    const servers = await broadcaster.send(change)
+    const vouched = change.receipt === undefined ? undefined : pushReplies.vouched(change, await directory.current())
+    const servers = vouched ?? (await broadcaster.send(change))
     log.info(
       { account: change.id, seq: change.seq, kind: change.kind, servers: servers.map((s) => `${s.name}:${s.outcome}`) },
-      'change broadcast',
+      vouched ? 'change already answered by every server' : 'change broadcast',
     )
-    const report: DeliveryReport = { seq: change.seq, id: change.id, servers, ...(watch ? { digest: jwtDigest(change.jwt) } : {}) }
+    const report: DeliveryReport = {
+      seq: change.seq,
+      id: change.id,
+      servers,
+      ...(watch ? { digest: jwtDigest(change.jwt) } : {}),
+      ...(vouched ? { fromPush: true as const } : {}),
+    }
     if (watch !== undefined) reportEnforcement(nc, watch, report, opts.enforceGraceMs, log)
     return report
   }
@@ -91,6 +100,7 @@ export function addNotifierEndpoints(
     async handle(msg, log) {
       const change = changeFrom(msg)
       if (change === undefined) throw errors.requestInvalid('missing or invalid Mesh-Account, Mesh-Seq or Mesh-Change header')
+      pushReplies.asked(1)
       return JSON.stringify(await deliver(change, log))
     },
   })
@@ -100,6 +110,7 @@ export function addNotifierEndpoints(
     description: `Delivers up to ${MAX_NOTIFY_BATCH} stored changes (JSON list) to every nats-server, all at once, one report each`,
     async handle(msg, log) {
       const items = batchBody(msg, MAX_NOTIFY_BATCH, 'changes')
+      pushReplies.asked(items.length)
       // Every change's broadcast goes out at once: none waits for another's replies.
       const answers = await Promise.all(
         items.map(async (item): Promise<BatchDelivery> => {

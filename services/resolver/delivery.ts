@@ -1,9 +1,19 @@
-import { publishChange, requestDelivery, type Logger, type NatsConnection } from '../../shared/index.ts'
+import { publishChange, publishDelivery, requestDelivery, type DeliveryReport, type Logger, type NatsConnection } from '../../shared/index.ts'
 import { Echoes } from './echoes.ts'
+import type { PushReceipts } from './push-receipts.ts'
 import { recreatedSince, whatToDeliver } from './store/rules.ts'
 import type { OutboxEntry, OutboxStore } from './store/types.ts'
 
 const RETRY_MS = 1000
+
+/** Logs and announces what a delivery reached; both engines' deliveries end here. */
+export function reportDelivered(nc: NatsConnection, log: Logger, change: OutboxEntry, report: DeliveryReport): void {
+  publishDelivery(nc, report)
+  log.info(
+    { account: change.id, seq: change.seq, kind: change.kind, servers: report.servers.map((s) => `${s.name}:${s.outcome}`), ...(report.fromPush ? { fromPush: true } : {}) },
+    'change delivered',
+  )
+}
 const MAX_IN_FLIGHT = 64
 
 /**
@@ -28,6 +38,8 @@ export class Delivery {
     private readonly log: Logger,
     /** This resolver instance's id, stamped on change events so it can tell its own from its peers'. */
     private readonly origin?: string,
+    /** Pushes whose servers' replies may stand for the broadcast (push-receipts.ts). */
+    private readonly receipts?: PushReceipts,
   ) {}
 
   /** Queues every change left in the outbox by an earlier run. */
@@ -118,12 +130,12 @@ export class Delivery {
       this.log.warn({ account: change.id, seq: change.seq, recreated }, 'delete request not sent again: it names re-created accounts')
       return
     }
-    const report = await this.echoes.around(change.id, change.jwt, () => requestDelivery(this.nc, change))
+    // taken now, in the commit's turn: a lookup from here on answers this very version
+    const receipt = change.kind === 'deleted' ? undefined : this.receipts?.take(change.id, change.jwt)
+    const asked = receipt === undefined || change.enforce === true ? change : { ...change, receipt }
+    const report = await this.echoes.around(change.id, change.jwt, () => requestDelivery(this.nc, asked))
     for (const seq of seqs) await this.store.delivered(seq)
-    this.log.info(
-      { account: change.id, seq: change.seq, kind: change.kind, servers: report.servers.map((s) => `${s.name}:${s.outcome}`) },
-      'change delivered',
-    )
+    reportDelivered(this.nc, this.log, change, report)
   }
 
   private retryLater(change: OutboxEntry, seqs: number[], err: unknown): void {

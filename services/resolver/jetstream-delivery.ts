@@ -1,6 +1,7 @@
 import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream'
 import { setTimeout as delay } from 'node:timers/promises'
 import { requestDelivery, type Logger, type NatsConnection } from '../../shared/index.ts'
+import { reportDelivered } from './delivery.ts'
 import { Echoes } from './echoes.ts'
 import { DELIVERY_CONSUMER, Header, STREAM } from './store/jetstream-stream.ts'
 import type { JetStreamStore } from './store/jetstream.ts'
@@ -136,9 +137,6 @@ export class JetStreamDelivery {
 
   private async deliver(change: OutboxEntry): Promise<void> {
     const report = await this.echoes.around(change.id, change.jwt, () => requestDelivery(this.nc, change))
-    this.log.info(
-      { account: change.id, seq: change.seq, kind: change.kind, servers: report.servers.map((s) => `${s.name}:${s.outcome}`) },
-      'change delivered',
-    )
+    reportDelivered(this.nc, this.log, change, report)
   }
 }

@@ -1,6 +1,7 @@
 import { idInSubject, isAccountKey, isExpired, NO_REPLY, subjects, type MeshService } from '../../shared/index.ts'
 import type { ServiceMsg } from '@nats-io/services'
 import type { AccountStore, StoredAccount } from './account-store.ts'
+import type { PushReceipts } from './push-receipts.ts'
 import type { ServerCount } from './server-count.ts'
 import type { Servability } from './servable.ts'
 
@@ -29,6 +30,8 @@ export interface LookupOptions {
   authoritative: boolean
   /** Withholds stored JWTs the asking server would refuse (servable.ts); without it, only expired ones. */
   servability?: Servability
+  /** Told of every JWT served: a server that loads an account around a push may not hold the pushed token. */
+  receipts?: PushReceipts
 }
 
 /**
@@ -43,7 +46,11 @@ export interface LookupOptions {
  * the stream's word that no other instance stored it a moment ago (store.recheckMissing).
  */
 export function addLookupEndpoint(service: MeshService, store: AccountStore, servers: ServerCount, opts: LookupOptions): void {
-  const { servability } = opts
+  const { servability, receipts } = opts
+  const served = (id: string, jwt: string): string => {
+    receipts?.servedJwt(id)
+    return jwt
+  }
   const unknown = (msg: ServiceMsg): Uint8Array | typeof NO_REPLY => (opts.authoritative ? notFound(msg, servers) : NO_REPLY)
   service.endpoint({
     name: 'lookup',
@@ -55,14 +62,14 @@ export function addLookupEndpoint(service: MeshService, store: AccountStore, ser
     handle(msg) {
       const id = idInSubject(LOOKUP, msg.subject) ?? ''
       const hit = store.cached(id)
-      if (hit !== undefined && usable(id, hit, servability)) return hit.jwt
+      if (hit !== undefined && usable(id, hit, servability)) return served(id, hit.jwt)
       // nats-server fetches only account keys: anything else comes from a client, and one reply does
       if (hit === undefined && !isAccountKey(id)) return NOT_FOUND
       const acc = hit ?? store.readNow(id)
       if (acc === undefined && store.recheckMissing !== undefined) {
-        return store.recheckMissing(id).then((found) => (found !== undefined && usable(id, found, servability) ? found.jwt : unknown(msg)))
+        return store.recheckMissing(id).then((found) => (found !== undefined && usable(id, found, servability) ? served(id, found.jwt) : unknown(msg)))
       }
-      return acc === undefined || !usable(id, acc, servability) ? unknown(msg) : acc.jwt
+      return acc === undefined || !usable(id, acc, servability) ? unknown(msg) : served(id, acc.jwt)
     },
   })
 }

@@ -20,7 +20,7 @@ import { Servability } from './servable.ts'
 startup('resolver', async () => {
   const config = loadResolverConfig(process.env)
   const log = createLogger(config.logLevel, 'resolver')
-  const { store, startDelivery } = await openEngine(config, log)
+  const { store, receipts, startDelivery } = await openEngine(config, log)
   if (config.systemAccountJwt !== undefined) await storeSystemAccount(store, config.systemAccountJwt, log)
   const nc = await connectSystem(config.nats, log, 'resolver')
   const service = await MeshService.start(nc, log, {
@@ -30,7 +30,7 @@ startup('resolver', async () => {
   const servers = new ServerCount(nc, log.child({ part: 'server-count' }))
   servers.start()
   const servability = new Servability(config.trust)
-  addLookupEndpoint(service, store, servers, { authoritative: config.authoritative, servability })
+  addLookupEndpoint(service, store, servers, { authoritative: config.authoritative, servability, receipts })
   let delivery: Awaited<ReturnType<typeof startDelivery>> | undefined
   const reconciler = new Reconciler({
     nc,
@@ -42,7 +42,7 @@ startup('resolver', async () => {
   // unservable: stored JWTs today's rules refuse, withheld from LOOKUP (not a health failure)
   addResolverHealth(service, nc, store, () => ({ unservable: servability.unservableCount, reconcile: reconciler.health() }))
   const replies = new ClaimReplies(service.id)
-  addUpdateEndpoints(service, { nc, store, replies, reconciler, echo: (id, jwt) => delivery?.broadcasting(id, jwt) === true })
+  addUpdateEndpoints(service, { nc, store, replies, reconciler, receipts, echo: (id, jwt) => delivery?.broadcasting(id, jwt) === true })
   addListEndpoint(service, store, replies)
   const jetstream = new JetStreamUsageMemory(nc, log.child({ part: 'jetstream-usage' }))
   if (config.allowDelete) jetstream.start()
@@ -60,6 +60,6 @@ startup('resolver', async () => {
     service,
     nc,
     settle: [() => reconciler.stop(), () => delivery.settle()],
-    closers: [() => store.close(), async () => delivery.close(), async () => servers.stop(), async () => jetstream.stop()],
+    closers: [() => store.close(), async () => delivery.close(), async () => receipts?.close(), async () => servers.stop(), async () => jetstream.stop()],
   })
 })

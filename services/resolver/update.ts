@@ -17,6 +17,7 @@ import type { ServiceMsg } from '@nats-io/services'
 import type { AccountStore } from './account-store.ts'
 import type { ClaimReplies } from './claim-reply.ts'
 import { exportersFor } from './exporters.ts'
+import type { PushReceipts } from './push-receipts.ts'
 
 /**
  * Refusals of a validly signed account JWT. Servers hear every push too, store such a JWT on their own and
@@ -42,6 +43,8 @@ interface UpdateDeps {
   reconciler?: { missed(id: string, jwt: string): void }
   /** Whether `jwt` of `id` is a version this instance is broadcasting now (services/resolver/echoes.ts). */
   echo?: (id: string, jwt: string) => boolean
+  /** Pushes whose servers' own replies may stand for our broadcast (level engine). */
+  receipts?: PushReceipts
 }
 
 /** A push as it entered: the token, read once, and what is read from it without trusting it. */
@@ -91,12 +94,18 @@ async function applyUpdate(deps: UpdateDeps, msg: ServiceMsg, log: Logger): Prom
   if (subjectAccount !== undefined && !isAccountKey(subjectAccount)) {
     throw errors.requestInvalid(`${subjectAccount} in the subject is not an account key`)
   }
+  if (id !== undefined) deps.receipts?.arrived(id, token, msg.reply)
   const stored = id === undefined ? undefined : await deps.store.get(id)
   // The same token again (a repeated push, or our own broadcast after its echo window): no signer round trip.
-  if (stored !== undefined && stored.jwt === token) return deps.replies.ok('jwt already current', stored.id)
+  if (stored !== undefined && stored.jwt === token) {
+    deps.receipts?.ended(stored.id, token)
+    return deps.replies.ok('jwt already current', stored.id)
+  }
   const exporters = await exportersFor(deps.store, token, nats, deps.nc)
   const verdict = await validateAccount(deps.nc, token, { account: subjectAccount, storedIat: stored?.iat, exporters })
   const result = await deps.store.save(verdict.id, verdict.jwt ?? token, { via: msg.subject })
+  // what servers took from the client is not what we store (re-signed), or nothing changed
+  if (result.outcome === 'current' || verdict.jwt !== undefined) deps.receipts?.ended(verdict.id, token)
   if (result.outcome === 'current') {
     log.debug({ account: verdict.id }, 'jwt already current')
     return deps.replies.ok('jwt already current', verdict.id)
@@ -146,6 +155,7 @@ export function addUpdateEndpoints(service: MeshService, deps: UpdateDeps): void
         isEcho(deps, msg) ? NO_REPLY : applyUpdate(deps, msg, log).catch(async (e: unknown) => {
           if (!(e instanceof AppError)) throw e
           const { id, token } = pushOf(msg)
+          if (id !== undefined) deps.receipts?.ended(id, token)
           await restoreAfterRefusal(deps, e, isAccountKey(id) ? id : undefined, token, log)
           throw e
         }),
