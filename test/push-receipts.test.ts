@@ -2,7 +2,8 @@ import t from 'tap'
 import { createAccount } from '@nats-io/nkeys'
 import { subjects, type DeliveryReport } from '../shared/index.ts'
 import { newAccount, newUser, type AccountIdentity } from '../ops/identities.ts'
-import { PushReceipts } from '../services/resolver/push-receipts.ts'
+import { setTimeout as delay } from 'node:timers/promises'
+import { LOOKBACK_MS, PushReceipts } from '../services/resolver/push-receipts.ts'
 import { connectWith } from './kit/clients.ts'
 import { accountJwt } from './kit/jwts.ts'
 import { startMesh } from './kit/mesh.ts'
@@ -10,10 +11,17 @@ import { appliedJwts, push } from './kit/sys-requests.ts'
 import { waitFor } from './kit/wait-for.ts'
 
 t.test('which pushes the servers\' own replies may vouch for', async (t) => {
-  const r = new PushReceipts()
+  let now = 1_000_000
+  const r = new PushReceipts(() => now)
   t.teardown(() => r.close())
+  r.arrived('A0', 'jwt-1', '_INBOX.a.0')
+  r.servedJwt('A1')
+  t.equal(r.take('A0', 'jwt-1'), undefined, 'the first push after a quiet time: lookups just before it were not recorded')
+  now += LOOKBACK_MS
   r.arrived('A1', 'jwt-1', '_INBOX.a.1')
-  t.equal(r.take('A1', 'jwt-1'), '_INBOX.a.1', 'a lone push, stored as sent')
+  t.equal(r.take('A1', 'jwt-1'), undefined, 'lookups are recorded from the first push on')
+  r.arrived('A1b', 'jwt-1', '_INBOX.a.1')
+  t.equal(r.take('A1b', 'jwt-1'), '_INBOX.a.1', 'a lone push, stored as sent')
 
   r.arrived('A2', 'jwt-1', '_INBOX.a.2')
   t.equal(r.take('A2', 'jwt-other'), undefined, 'what is delivered is not the pushed token (re-signed, or an older change)')
@@ -62,6 +70,9 @@ t.test('a burst of pushes: the servers\' replies stand for the broadcast, and ev
       for (const o of outs) t.equal(o.ours.data?.code, 200)
     }
   }
+  // lookups are recorded from a burst's first push on, and a push is vouched for only once they have been
+  t.equal((await push(sys, subjects.claimsUpdate, (await newAccount(fx.op, 'FIRST')).jwt, 3)).ours.data?.code, 200)
+  await delay(LOOKBACK_MS)
   await pushAll(accounts)
   await delivered(accounts.map((a) => a.id))
 
@@ -93,6 +104,7 @@ t.test('what the servers may not hold is broadcast: a looked-up account, and two
   t.equal((await push(sys, subjects.claimsUpdate, loaded.jwt, 3)).ours.data?.code, 200)
   const user = await newUser(loaded, 'u')
   for (const s of servers) await (await connectWith(t, s, user.creds)).close()
+  await delay(LOOKBACK_MS) // past the first push's look-back: what follows is judged on the lookups
   const twice = createAccount().getPublicKey()
   const newer = accountJwt(fx.op.signingKp, kp.getPublicKey(), {}, { iat: 2000, name: 'LOADED' })
   const filler = await Promise.all(Array.from({ length: 31 }, (_, i) => newAccount(fx.op, `F${i}`)))

@@ -79,7 +79,8 @@ export function addNotifierEndpoints(
     const watch = enforcing ? new EnforcementWatch(nc, disconnects, change.id, change.jwt) : undefined
     const vouched = change.receipt === undefined ? undefined : pushReplies.vouched(change, await directory.current())
     const servers = vouched ?? (await broadcaster.send(change))
-    log.info(
+    // at debug: the resolver logs the same report as "change delivered", and publishes it
+    log.debug(
       { account: change.id, seq: change.seq, kind: change.kind, servers: servers.map((s) => `${s.name}:${s.outcome}`) },
       vouched ? 'change already answered by every server' : 'change broadcast',
     )

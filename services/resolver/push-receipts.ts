@@ -1,5 +1,11 @@
 /** Pushes and lookups are remembered for one to two of these. */
 const QUIET_MS = 5000
+/**
+ * Lookups are recorded only while pushes come in, and a push is vouched for only once they have been for
+ * this long: a server that skipped a push can look the account up only after it handled the push, which
+ * reaches us a few milliseconds later at most.
+ */
+export const LOOKBACK_MS = 1000
 
 /** One client push in progress: the token and the reply subject the servers answered it on. */
 interface Receipt {
@@ -43,22 +49,35 @@ export class PushReceipts {
   private readonly pushed = new Recent()
   private readonly served = new Recent()
   private readonly timer: NodeJS.Timeout
+  /** Since when lookups are recorded (0: not now, no push lately); LOOKUP's hot path pays nothing else. */
+  private recordingSince = 0
+  private lastPush = 0
 
-  constructor() {
+  constructor(private readonly clock: () => number = Date.now) {
     this.timer = setInterval(() => this.turn(), QUIET_MS).unref()
   }
 
   /** A client pushed `jwt` of `id`, asking for replies on `reply`. */
   arrived(id: string, jwt: string, reply: string | undefined): void {
+    const now = this.clock()
+    if (this.recordingSince === 0) this.recordingSince = now
+    this.lastPush = now
     const other = this.open.get(id)
     if (other !== undefined) other.sound = false
-    const sound = other === undefined && !this.pushed.has(id) && !this.served.has(id) && reply !== undefined && reply !== ''
+    const sound =
+      other === undefined &&
+      now - this.recordingSince >= LOOKBACK_MS &&
+      !this.pushed.has(id) &&
+      !this.served.has(id) &&
+      reply !== undefined &&
+      reply !== ''
     this.pushed.add(id)
-    this.open.set(id, { jwt, reply: reply ?? '', at: Date.now(), sound })
+    this.open.set(id, { jwt, reply: reply ?? '', at: now, sound })
   }
 
   /** A LOOKUP of `id` was answered with a JWT. Kept cheap: it runs on every lookup hit. */
   servedJwt(id: string): void {
+    if (this.recordingSince === 0) return
     this.served.add(id)
     if (this.open.size === 0) return
     const r = this.open.get(id)
@@ -89,7 +108,9 @@ export class PushReceipts {
     this.pushed.turn()
     this.served.turn()
     // a push whose change was never taken (superseded before delivery, or resumed from the outbox later)
-    const stale = Date.now() - 2 * QUIET_MS
+    const stale = this.clock() - 2 * QUIET_MS
     for (const [id, r] of this.open) if (r.at < stale) this.open.delete(id)
+    // no push for a while: stop recording lookups (the sets empty by the next turns)
+    if (this.open.size === 0 && this.lastPush < stale) this.recordingSince = 0
   }
 }
