@@ -115,8 +115,9 @@ export function evaluateTargets(r: Results): TargetResult[] {
     const f0 = nearest(full, cpuFull)
     const hops =
       store === 'level'
-        ? `Each push crosses NATS 6 times (client→resolver, resolver⇄signer, resolver⇄notifier, notifier→servers) and every server decodes and verifies the JWT once for nsc's ` +
-          `push and again for the notifier's delivery, where a full server does all of it in one process.`
+        ? `Each push crosses NATS between the client, the resolver, the signer and the notifier, and is verified by every server (nsc's push) and by the signer, where a ` +
+          `full server does all of it in one process with one verification. In a bulk import the servers' replies to nsc's push stand for the notifier's broadcast, so ` +
+          `the servers do not verify it a second time (README, "The push path").`
         : `Beside the level path, each push is a JetStream write replicated to 3 nodes, read back by every resolver instance into its local view, ` +
           `and delivered through the shared durable consumer (a fetch and an ack); the full cluster counts a push when all 3 servers replied.`
     out.push({
