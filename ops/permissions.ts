@@ -64,6 +64,7 @@ export const SERVICE_PERMISSIONS: Readonly<Record<MeshServiceName, ServicePermis
   },
   notifier: {
     // disconnect events: which connections an enforcing change closed (services/notifier/enforcement.ts)
+    // client inboxes: also, during a bulk import, the servers' replies to nsc's own pushes (push-replies.ts)
     sub: [subjects.meshService('notifier'), MICRO, CLIENT_INBOXES, subjects.accountDisconnect()],
     pub: [
       CLIENT_INBOXES,
