@@ -5,8 +5,13 @@ import { serverAnswerOf, type ServerAnswer } from './server-reply.ts'
 
 /** Every client inbox in the system account: nsc makes a new one per push, so no narrower subject fits. */
 const CLIENT_INBOXES = '_INBOX.>'
-/** Answers are kept for one to two of these: a delivery comes after a signer round trip and a synced write. */
-const KEEP_MS = 5000
+/**
+ * Answers are kept for one to two of these: a delivery comes after a signer round trip and a synced write,
+ * tens of milliseconds under load. One that comes later is broadcast.
+ */
+const KEEP_MS = 2000
+/** Reply subjects kept per period at most: past it (thousands of servers in a burst), changes are broadcast. */
+const MAX_KEPT = 100_000
 /** A bulk import: at least this many changes asked within one second turn the watch on. */
 const BURST_CHANGES = 32
 /** The watch stays on this long after the last burst. */
@@ -74,14 +79,19 @@ export class PushReplies {
    */
   vouched(change: Change, known: KnownServer[]): ServerOutcome[] | undefined {
     if (change.receipt === undefined || change.kind === 'deleted' || change.enforce === true || known.length === 0) return undefined
-    const answers = this.recent.get(change.receipt) ?? this.older.get(change.receipt)
-    if (answers === undefined) return undefined
+    // a push's answers may straddle a turn of the two periods
+    const answers = [...(this.older.get(change.receipt) ?? []), ...(this.recent.get(change.receipt) ?? [])]
+    if (answers.length === 0) return undefined
     const byServer = new Map<string, ServerOutcome>()
     for (const a of answers) {
       if (a.account !== change.id || a.outcome === 'refused') return undefined
       byServer.set(a.id, { id: a.id, name: a.name, outcome: a.outcome, message: a.message })
     }
-    return known.every((s) => byServer.has(s.id)) ? [...byServer.values()] : undefined
+    if (!known.every((s) => byServer.has(s.id))) return undefined
+    // used: a push is delivered once
+    this.recent.delete(change.receipt)
+    this.older.delete(change.receipt)
+    return [...byServer.values()]
   }
 
   close(): void {
@@ -94,8 +104,8 @@ export class PushReplies {
     const answer = serverAnswerOf(m)
     if (answer === undefined) return
     const list = this.recent.get(m.subject)
-    if (list === undefined) this.recent.set(m.subject, [answer])
-    else list.push(answer)
+    if (list !== undefined) list.push(answer)
+    else if (this.recent.size < MAX_KEPT) this.recent.set(m.subject, [answer])
   }
 
   private turn(): void {
