@@ -53,15 +53,16 @@ export function changeHeaders(c: Change): MsgHdrs {
   return h
 }
 
-/** Reads a change from a message; undefined when the headers are missing or wrong. */
+/** Reads a change from a message; undefined when the headers are missing or wrong (a receipt that is no client inbox). */
 export function changeFrom(msg: { headers?: MsgHdrs; string(): string }): Change | undefined {
   const id = msg.headers?.get(ChangeHeader.account) ?? ''
   const seq = Number(msg.headers?.get(ChangeHeader.seq))
   const kind = msg.headers?.get(ChangeHeader.kind) ?? ''
   if (id === '' || !Number.isSafeInteger(seq) || seq < 0 || !KINDS.has(kind)) return undefined
   const enforce = msg.headers?.get(ChangeHeader.enforce) === '1'
-  const receipt = msg.headers?.get(ChangeHeader.receipt)
-  return { id, seq, kind: kind as ChangeKind, jwt: msg.string(), ...(enforce ? { enforce } : {}), ...(isReceipt(receipt) ? { receipt } : {}) }
+  const receipt = msg.headers?.get(ChangeHeader.receipt) ?? ''
+  if (receipt !== '' && !isReceipt(receipt)) return undefined
+  return { id, seq, kind: kind as ChangeKind, jwt: msg.string(), ...(enforce ? { enforce } : {}), ...(receipt !== '' ? { receipt } : {}) }
 }
 
 /** What the notifier reports for one server after a broadcast. */

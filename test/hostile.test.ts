@@ -378,6 +378,11 @@ t.test('hostile input on every endpoint: always a reply, never a crash, the stor
     },
     { name: 'a user JWT', body: () => encodeUser('u', createUser(), knownKp), headers: () => changeHeaders({ 'Mesh-Account': K, 'Mesh-Seq': '1', 'Mesh-Change': 'updated' }) },
     { name: 'a garbage deletion', body: () => 'garbage', headers: () => changeHeaders({ 'Mesh-Account': K, 'Mesh-Seq': '1', 'Mesh-Change': 'deleted' }) },
+    {
+      name: 'a receipt that is no client inbox',
+      body: () => knownJwt,
+      headers: () => changeHeaders({ 'Mesh-Account': K, 'Mesh-Seq': '1', 'Mesh-Change': 'updated', 'Mesh-Receipt': '$SYS.REQ.>' }),
+    },
   ]
 
   const asText = (b: string | Uint8Array) => (typeof b === 'string' ? b : new TextDecoder().decode(b))
@@ -421,6 +426,9 @@ t.test('hostile input on every endpoint: always a reply, never a crash, the stor
     { name: 'a user JWT', body: () => item({ jwt: encodeUser('u', createUser(), knownKp) }) },
     { name: 'a garbage deletion', body: () => item({ kind: 'deleted', jwt: 'garbage' }) },
     { name: 'items not objects', body: () => JSON.stringify([null, 1, 'x']) },
+    { name: 'a receipt not a string', body: () => item({ receipt: 5 }) },
+    { name: 'a receipt with a wildcard', body: () => item({ receipt: '_INBOX.>' }) },
+    { name: 'a receipt that is no client inbox', body: () => item({ receipt: '$SYS.REQ.CLAIMS.UPDATE' }) },
   ]
 
   /** Inputs for endpoints that ignore or only loosely read their body: any reply of theirs is fine, 5xx is not. */

@@ -100,7 +100,7 @@ export function addNotifierEndpoints(
     description: 'Delivers a stored account change to every nats-server and reports what each did',
     async handle(msg, log) {
       const change = changeFrom(msg)
-      if (change === undefined) throw errors.requestInvalid('missing or invalid Mesh-Account, Mesh-Seq or Mesh-Change header')
+      if (change === undefined) throw errors.requestInvalid('missing or invalid Mesh-Account, Mesh-Seq, Mesh-Change or Mesh-Receipt header')
       pushReplies.asked(1)
       return JSON.stringify(await deliver(change, log))
     },
@@ -117,7 +117,7 @@ export function addNotifierEndpoints(
         items.map(async (item): Promise<BatchDelivery> => {
           try {
             const change = changeOf(item)
-            if (change === undefined) throw errors.requestInvalid('a change must be {"id": string, "seq": number, "kind": string, "jwt": string, "enforce"?: boolean}')
+            if (change === undefined) throw errors.requestInvalid('a change must be {"id": string, "seq": number, "kind": string, "jwt": string, "enforce"?: boolean, "receipt"?: client inbox}')
             return { report: await deliver(change, log) }
           } catch (e) {
             return itemRefusal(e, log)
