@@ -129,3 +129,23 @@ t.test('what the servers may not hold is broadcast: a looked-up account, and two
   const ofTwice = await last(twice)
   t.notOk(ofTwice.fromPush, 'an account pushed twice at once is broadcast')
 })
+
+t.test('with a full-resolver server in the fleet (a migration under way), every change is broadcast', async (t) => {
+  // A full server answers LOOKUPs itself: a server that skipped a push could load the account from it, unseen.
+  const mesh = await startMesh(t, { servers: 1, server: { resolver: 'full' } })
+  const { fx, sys } = mesh
+  const reports: DeliveryReport[] = []
+  sys.subscribe(subjects.resolverDeliveries(), { callback: (_, m) => void reports.push(m.json<DeliveryReport>()) })
+  await sys.flush()
+  t.equal((await push(sys, subjects.claimsUpdate, (await newAccount(fx.op, 'FIRST')).jwt, 1)).ours.data?.code, 200)
+  await delay(LOOKBACK_MS)
+  const accounts = await Promise.all(Array.from({ length: 64 }, (_, i) => newAccount(fx.op, `FULL${i}`)))
+  for (let i = 0; i < accounts.length; i += 32) {
+    const outs = await Promise.all(accounts.slice(i, i + 32).map((a) => push(sys, subjects.claimsUpdate, a.jwt, 1)))
+    for (const o of outs) t.equal(o.ours.data?.code, 200)
+  }
+  await waitFor(() => accounts.every((a) => reports.some((r) => r.id === a.id)), { ms: 20_000, what: 'every delivery report' })
+  const ofBurst = reports.filter((r) => accounts.some((a) => a.id === r.id))
+  t.same(ofBurst.filter((r) => r.fromPush), [], 'nothing is taken from the push replies')
+  t.ok(ofBurst.every((r) => r.servers.length === 1 && r.servers[0]!.outcome === 'applied'), 'each one broadcast, and applied by the full server')
+})

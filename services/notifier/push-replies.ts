@@ -23,6 +23,13 @@ const WATCH_MS = 30_000
  */
 const SERVER_REPLY_HEADS = ['{"server":', '{"data":', '{"error":'].map((h) => Buffer.from(h))
 const MAX_REPLY_BYTES = 4096
+/**
+ * Only a cache server's answer ("jwt updated cache", "jwt update cache skipped", protocol.md §3.2) may stand
+ * for a broadcast. Full servers answer LOOKUPs themselves, and URL servers fetch from elsewhere: in a fleet
+ * with them (a migration under way) a server that skipped the push may load the account from one of them,
+ * unseen by our resolver, so every change is broadcast there as before.
+ */
+const CACHE_ANSWER = /\bcache\b/
 
 /**
  * What every nats-server answered to a client's own push. nsc and natscli push to the servers as well as to our
@@ -84,7 +91,7 @@ export class PushReplies {
     if (answers.length === 0) return undefined
     const byServer = new Map<string, ServerOutcome>()
     for (const a of answers) {
-      if (a.account !== change.id || a.outcome === 'refused') return undefined
+      if (a.account !== change.id || a.outcome === 'refused' || !CACHE_ANSWER.test(a.message)) return undefined
       byServer.set(a.id, { id: a.id, name: a.name, outcome: a.outcome, message: a.message })
     }
     if (!known.every((s) => byServer.has(s.id))) return undefined
