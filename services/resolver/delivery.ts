@@ -5,6 +5,7 @@ import { recreatedSince, whatToDeliver } from './store/rules.ts'
 import type { OutboxEntry, OutboxStore } from './store/types.ts'
 
 const RETRY_MS = 1000
+const MAX_IN_FLIGHT = 64
 
 /** Logs and announces what a delivery reached; both engines' deliveries end here. */
 export function reportDelivered(nc: NatsConnection, log: Logger, change: OutboxEntry, report: DeliveryReport): void {
@@ -14,7 +15,6 @@ export function reportDelivered(nc: NatsConnection, log: Logger, change: OutboxE
     'change delivered',
   )
 }
-const MAX_IN_FLIGHT = 64
 
 /**
  * Hands stored changes to the notifier and forgets them only once it reports them delivered; until then
@@ -130,7 +130,7 @@ export class Delivery {
       this.log.warn({ account: change.id, seq: change.seq, recreated }, 'delete request not sent again: it names re-created accounts')
       return
     }
-    // taken now, in the commit's turn: a lookup from here on answers this very version
+    // taken as it is sent, after its commit: lookups already answer this very version
     const receipt = change.kind === 'deleted' ? undefined : this.receipts?.take(change.id, change.jwt)
     const asked = receipt === undefined || change.enforce === true ? change : { ...change, receipt }
     const report = await this.echoes.around(change.id, change.jwt, () => requestDelivery(this.nc, asked))
