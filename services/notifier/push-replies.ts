@@ -101,10 +101,6 @@ export class PushReplies {
     return [...byServer.values()]
   }
 
-  close(): void {
-    this.stop()
-  }
-
   private collect(m: Msg): void {
     if (m.data.length > MAX_REPLY_BYTES || m.subject.startsWith(this.ownPrefix)) return
     if (!SERVER_REPLY_HEADS.some((h) => Buffer.compare(m.data.subarray(0, h.length), h) === 0)) return

@@ -130,8 +130,9 @@ export class Delivery {
       this.log.warn({ account: change.id, seq: change.seq, recreated }, 'delete request not sent again: it names re-created accounts')
       return
     }
-    // taken as it is sent, after its commit: lookups already answer this very version
-    const receipt = change.kind === 'deleted' ? undefined : this.receipts?.take(change.id, change.jwt)
+    // taken as it is sent, after its commit: lookups already answer this very version (a deletion's request
+    // is no pushed account JWT, so it never has one)
+    const receipt = this.receipts?.take(change.id, change.jwt)
     const asked = receipt === undefined || change.enforce === true ? change : { ...change, receipt }
     const report = await this.echoes.around(change.id, change.jwt, () => requestDelivery(this.nc, asked))
     for (const seq of seqs) await this.store.delivered(seq)
