@@ -59,7 +59,7 @@ export interface Mesh {
   /** Pushes as nsc does on `$SYS.REQ.CLAIMS.UPDATE` (or `subject`), expecting a reply from every live server. */
   push(jwt: string | Uint8Array, subject?: string): Promise<{ ours: ClaimReply; all: ClaimReply[] }>
   /** What the mesh answers a server's lookup of `id` ('' when it does not know it). */
-  lookup(id: string): Promise<string>
+  lookup(id: string, timeout?: number): Promise<string>
 }
 
 const isAlive = (s: NatsServerHandle) => s.proc.exitCode === null && s.proc.signalCode === null
@@ -151,7 +151,7 @@ export async function startMesh(t: Test, opts: MeshOptions = {}): Promise<Mesh> 
     start: start as Mesh['start'],
     restartServer: (i) => restartServer(i),
     push: (jwt, subject = subjects.claimsUpdate) => push(sys, subject, jwt, mesh.alive().length),
-    lookup: (id) => lookup(sys, id),
+    lookup: (id, timeout) => lookup(sys, id, timeout),
   }
   return mesh
 }
