@@ -118,7 +118,8 @@ t.test('what the servers may not hold is broadcast: a looked-up account, and two
     push(sys, subjects.claimsUpdate, accountJwt(fx.op.signingKp, twice, {}, { iat: 2000 }), 3),
     ...filler.map((a) => push(sys, subjects.claimsUpdate, a.jwt, 3)),
   ])
-  for (const o of outs) t.equal(o.ours.data?.code, 200)
+  // the older of the two versions of one account may land second, and is then rightly refused as outdated
+  outs.forEach((o, i) => (i === 1 && o.ours.error?.reason === 'JWT_OUTDATED' ? t.pass('the older version refused as outdated') : t.equal(o.ours.data?.code, 200)))
   const last = (id: string) => waitFor(() => reports.filter((r) => r.id === id).at(-1), { what: `the report of ${id}` })
   await waitFor(() => filler.every((a) => reports.some((r) => r.id === a.id)), { what: 'the second burst delivered' })
 
