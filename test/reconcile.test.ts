@@ -106,6 +106,14 @@ t.test('reconciliation on a 3-node cache cluster', async (t) => {
   const withJoined = async (t: Test, name: string, use: (s: NatsServerHandle) => Promise<void>) => {
     const s = await joinCluster(t, fx, routePorts, name)
     await clusterFormed(sys, 4)
+    // Answering pings does not mean the new server has heard of the resolver's subscriptions yet (routes send
+    // them after connecting): until it has, its lookups have no one to go to.
+    const viaNew = await connectWith(t, s, fx.sysUser.creds)
+    await waitFor(() => viaNew.request(subjects.lookup(createAccount().getPublicKey()), '', { timeout: 1000 }).then(() => true), {
+      ms: 10_000,
+      what: `${name} to reach the resolver`,
+    })
+    await viaNew.close()
     await use(s)
     await s.stop()
     routePorts.pop()

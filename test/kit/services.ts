@@ -143,8 +143,9 @@ export async function startResolver(
     SYSTEM_ACCOUNT_JWT: fx.sysJwtPath,
     ...env,
   })
-  // A jetstream-mode instance registers only once its local view caught up with the stream: allow for that.
-  const readyMs = env.RESOLVER_STORE === 'jetstream' ? 60_000 : READY_MS
+  // A jetstream-mode instance registers only once its local view caught up with the stream, and may wait out a
+  // cluster's placement for up to its own 60 s setup deadline first: allow for both.
+  const readyMs = env.RESOLVER_STORE === 'jetstream' ? 90_000 : READY_MS
   return Object.assign(await serviceReady(svc, readyMs), { dataDir })
 }
 

@@ -87,16 +87,21 @@ export async function openStorage(
   // such answers stop the resolver only once they have persisted this long.
   const settledBy = Date.now() + SETTLE_MS
   let replicas = cfg.replicas ?? DEFAULT_REPLICAS
+  // Once the stream's replicas are placed, the consumer's go on the same peers: a "no suitable peers" for it
+  // only means the meta leader does not see those peers yet (2.10.27, after a restore, for over 25 s under
+  // load). It is waited out to the end of the setup deadline rather than taken as a wrong replica count.
+  let streamPlaced = false
   for (let attempt = 1; ; attempt++) {
     try {
       const jsm = await jetstreamManager(nc, { timeout: 2500 })
       await ensureStream(jsm, replicas)
+      streamPlaced = true
       await ensureDeliveryConsumer(jsm, replicas)
       return { nc, js, jsm }
     } catch (e) {
       const code = e instanceof JetStreamApiError ? e.code : 0
       const message = (e as Error).message
-      const settled = Date.now() > settledBy
+      const settled = streamPlaced ? Date.now() > deadline : Date.now() > settledBy
       if ((JETSTREAM_NOT_ENABLED.includes(code) || /not enabled/i.test(message)) && settled) {
         await nc.close()
         throw fatal(`RESOLVER_JS_CREDS: the storage account has no JetStream (${message})`)
