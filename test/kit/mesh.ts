@@ -87,40 +87,47 @@ export async function startMesh(t: Test, opts: MeshOptions = {}): Promise<Mesh> 
   const clustered = opts.cluster ?? size > 1
   const jetstream = opts.jetstream === true
   const jsStore = jetstream && opts.store !== 'level'
+  /** The servers, started once, and how to restart node i of them. */
+  const launch = async (): Promise<{ servers: NatsServerHandle[]; restart: (i: number) => Promise<NatsServerHandle> }> => {
+    if (jetstream && clustered && opts.fixtureOf === undefined) {
+      const js = await startJsCluster(t, fx, size)
+      return { servers: js.servers, restart: (i) => js.restart(i) }
+    }
+    const serverOpts = { ...opts.server, jetstream }
+    const started = clustered
+      ? await startCluster(t, fx, size, { ...serverOpts, fixtureOf: opts.fixtureOf })
+      : await Promise.all(Array.from({ length: size }, (_, i) => startNatsServer(t, fx, { ...serverOpts, name: `n${i + 1}` })))
+    const restart = async (i: number) => {
+      // a routed node would need its route port again, which startCluster does not keep: no test needs it yet
+      if (clustered) throw new Error('restartServer: only a lone server or a JetStream cluster node')
+      const old = started[i]!
+      await old.stop()
+      return (started[i] = await startNatsServer(t, fx, { ...serverOpts, name: old.name, port: old.port }))
+    }
+    return { servers: started, restart }
+  }
   let servers: NatsServerHandle[]
   let restartServer: (i: number) => Promise<NatsServerHandle>
-  if (jetstream && clustered && opts.fixtureOf === undefined) {
-    // A just-formed 2.10.27 cluster now and then never gets a JetStream meta group with every peer current
-    // (seen in CI for over 60 s): such a cluster is replaced by a fresh one, once.
-    for (let attempt = 1; ; attempt++) {
-      const js = await startJsCluster(t, fx, size)
-      const probe = await connectWith(t, js.servers, fx.sysUser.creds, { reconnect: true })
+  for (let attempt = 1; ; attempt++) {
+    const launched = await launch()
+    if (jetstream && clustered) {
+      // A just-formed 2.10.27 cluster now and then never gets a JetStream meta group with every peer current
+      // (seen in CI for over 60 s): such a cluster is replaced by a fresh one, once.
+      const probe = await connectWith(t, launched.servers, fx.sysUser.creds, { reconnect: true })
       try {
         await clusterFormed(probe, size)
         await jetstreamFormed(probe, size, attempt === 1 ? 30_000 : 60_000)
       } catch (e) {
         if (attempt === 2) throw e
-        await Promise.all(js.servers.map((s) => s.stop()))
+        await Promise.all(launched.servers.map((s) => s.stop()))
         continue
       } finally {
         await probe.close()
       }
-      servers = js.servers
-      restartServer = (i) => js.restart(i)
-      break
     }
-  } else {
-    const serverOpts = { ...opts.server, jetstream }
-    servers = clustered
-      ? await startCluster(t, fx, size, { ...serverOpts, fixtureOf: opts.fixtureOf })
-      : await Promise.all(Array.from({ length: size }, (_, i) => startNatsServer(t, fx, { ...serverOpts, name: `n${i + 1}` })))
-    restartServer = async (i) => {
-      // a routed node would need its route port again, which startCluster does not keep: no test needs it yet
-      if (clustered) throw new Error('restartServer: only a lone server or a JetStream cluster node')
-      const old = servers[i]!
-      await old.stop()
-      return (servers[i] = await startNatsServer(t, fx, { ...serverOpts, name: old.name, port: old.port }))
-    }
+    servers = launched.servers
+    restartServer = launched.restart
+    break
   }
   const sys = await connectWith(t, servers, fx.sysUser.creds, { reconnect: jetstream || size > 1 })
   if (clustered && size > 1) await clusterFormed(sys, size)
