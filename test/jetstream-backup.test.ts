@@ -13,7 +13,7 @@ import { accountJwt, signClaims } from './kit/jwts.ts'
 import { startNatsServer, type NatsServerHandle } from './kit/nats-server.ts'
 import { baseEnv, serviceCredsPath, spawnService, startService, type ServiceProcess } from './kit/services.ts'
 import { backupToDir, restoreFromDir, restoreStream, snapshotStream } from './kit/stream-backup.ts'
-import { clusterFormed, gather, push } from './kit/sys-requests.ts'
+import { clusterFormed, gather, jetstreamFormed, push } from './kit/sys-requests.ts'
 import { waitFor } from './kit/wait-for.ts'
 
 const now = () => Math.floor(Date.now() / 1000)
@@ -162,6 +162,9 @@ t.test('backup of the stream, restore onto a fresh cluster: new instances serve 
     },
     { ms: 60_000, what: 'every replica of the restored stream current' },
   )
+  // and the meta leader sees every peer current: it places a consumer only on peers it sees (as an operator
+  // checks with `nats server report jetstream` before starting the instances)
+  await jetstreamFormed(sys2, 3)
   const consumer = () => jsm2.consumers.info(STREAM, DELIVERY_CONSUMER).then(() => true, () => false)
   // A clustered restore brings the stream back; whether the consumer comes with it depends on the server version.
   t.comment(`delivery consumer in the restored stream: ${await consumer()}`)

@@ -87,15 +87,18 @@ export async function openStorage(
   // such answers stop the resolver only once they have persisted this long.
   const settledBy = Date.now() + SETTLE_MS
   let replicas = cfg.replicas ?? DEFAULT_REPLICAS
-  // Once the stream's replicas are placed, the consumer's go on the same peers: a "no suitable peers" for it
-  // only means the meta leader does not see those peers yet (2.10.27, after a restore, for over 25 s under
-  // load). It is waited out to the end of the setup deadline rather than taken as a wrong replica count.
+  // Once the stream exists its replicas are placed, and the consumer's go on the same peers: a "no suitable
+  // peers" then only means the meta leader does not see those peers yet (2.10.27, after a restore, for over
+  // 25 s under load). It is waited out to the end of the setup deadline rather than taken as a wrong replica
+  // count.
   let streamPlaced = false
+  let step = 'stream'
   for (let attempt = 1; ; attempt++) {
     try {
       const jsm = await jetstreamManager(nc, { timeout: 2500 })
-      await ensureStream(jsm, replicas)
-      streamPlaced = true
+      step = 'stream'
+      await ensureStream(jsm, replicas, () => (streamPlaced = true))
+      step = 'consumer'
       await ensureDeliveryConsumer(jsm, replicas)
       return { nc, js, jsm }
     } catch (e) {
@@ -119,15 +122,17 @@ export async function openStorage(
         await nc.close()
         throw fatal(`RESOLVER_JS_URL: JetStream did not answer (${message})`)
       }
-      log.warn({ attempt, err: { message } }, 'jetstream not ready, retrying')
+      log.warn({ attempt, step, streamExists: streamPlaced, err: { message } }, 'jetstream not ready, retrying')
       await delay(Math.min(1000, 250 * attempt))
     }
   }
 }
 
-async function ensureStream(jsm: JetStreamManager, replicas: number): Promise<void> {
+/** `found` hears that the stream exists, so its replicas were placed, before anything else is asked of it. */
+async function ensureStream(jsm: JetStreamManager, replicas: number, found: () => void): Promise<void> {
   try {
     const { config } = await jsm.streams.info(STREAM)
+    found()
     // a stream made before restore markers rolled up: without it, every refused push would stay in it forever
     if (config.allow_rollup_hdrs !== true) await jsm.streams.update(STREAM, { ...config, allow_rollup_hdrs: true })
     return
