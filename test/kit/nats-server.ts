@@ -126,42 +126,52 @@ export async function startNatsServer(t: Owner, fx: Fixture, opts: StartOptions 
   await mkdir(jwtDir, { recursive: true })
   const name = opts.name ?? 'n1'
   const conf = join(dir, 'server.conf')
-  const rendered = renderServerConf({
-    serverName: name,
-    port: opts.port ?? (await clientPort(opts.cluster)),
-    portsFileDir: dir,
-    operatorJwtPath: fx.operatorJwtPath,
-    systemAccount: fx.op.systemAccount.id,
-    systemAccountJwt: fx.op.systemAccount.jwt,
-    resolver: opts.resolver === 'full' ? { type: 'full', dir: jwtDir, interval: opts.interval } : { type: 'cache', dir: jwtDir },
-    cluster: opts.cluster,
-    maxPayload: opts.maxPayload,
-    preload: opts.preload,
-    ...(opts.jetstream ? { jetstream: { dir: opts.storeDir ?? join(dir, 'js') }, preload: { ...opts.preload, [fx.mesh.id]: fx.mesh.jwt } } : {}),
-  })
-  await writeFile(
-    conf,
-    opts.resolverUrl === undefined
-      ? rendered
-      : // a URL resolver takes no preloads: the system account comes from the URL like any other
-        rendered.replace(/^resolver: \{.*\}$/m, `resolver: URL(${JSON.stringify(opts.resolverUrl)})`).replace(/^resolver_preload: .*\n/m, ''),
-  )
-  const proc = spawn(natsServerBinary(), ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  proc.stderr?.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-20_000)
-  })
-  const stop = async () => void (await stopProcess(proc))
-  t.teardown(stop)
-  const ports = await waitFor(
-    async () => {
-      if (proc.exitCode !== null) throw new Error(`nats-server exited: ${stderr}`)
-      return JSON.parse(await readFile(join(dir, `nats-server_${proc.pid}.ports`), 'utf8')) as { nats: string[] }
-    },
-    { ms: opts.readyMs ?? 10_000, what: `nats-server ${name} ports file`, every: 10 },
-  )
-  const url = ports.nats[0]!
-  return { name, url, port: Number(new URL(url).port), proc, stop, jwtDir, output: () => stderr }
+  for (let attempt = 1; ; attempt++) {
+    const port = opts.port ?? (await clientPort(opts.cluster))
+    const rendered = renderServerConf({
+      serverName: name,
+      port,
+      portsFileDir: dir,
+      operatorJwtPath: fx.operatorJwtPath,
+      systemAccount: fx.op.systemAccount.id,
+      systemAccountJwt: fx.op.systemAccount.jwt,
+      resolver: opts.resolver === 'full' ? { type: 'full', dir: jwtDir, interval: opts.interval } : { type: 'cache', dir: jwtDir },
+      cluster: opts.cluster,
+      maxPayload: opts.maxPayload,
+      preload: opts.preload,
+      ...(opts.jetstream ? { jetstream: { dir: opts.storeDir ?? join(dir, 'js') }, preload: { ...opts.preload, [fx.mesh.id]: fx.mesh.jwt } } : {}),
+    })
+    await writeFile(
+      conf,
+      opts.resolverUrl === undefined
+        ? rendered
+        : // a URL resolver takes no preloads: the system account comes from the URL like any other
+          rendered.replace(/^resolver: \{.*\}$/m, `resolver: URL(${JSON.stringify(opts.resolverUrl)})`).replace(/^resolver_preload: .*\n/m, ''),
+    )
+    const proc = spawn(natsServerBinary(), ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    proc.stderr?.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-20_000)
+    })
+    const stop = async () => void (await stopProcess(proc))
+    t.teardown(stop)
+    try {
+      const ports = await waitFor(
+        async () => {
+          if (proc.exitCode !== null) throw new Error(`nats-server exited: ${stderr}`)
+          return JSON.parse(await readFile(join(dir, `nats-server_${proc.pid}.ports`), 'utf8')) as { nats: string[] }
+        },
+        { ms: opts.readyMs ?? 10_000, what: `nats-server ${name} ports file`, every: 10 },
+      )
+      const url = ports.nats[0]!
+      return { name, url, port: Number(new URL(url).port), proc, stop, jwtDir, output: () => stderr }
+    } catch (e) {
+      // A client port picked here was free when picked, then taken before the server bound it (another test's
+      // server, or an outgoing connection's ephemeral port, seen on 2.9.10 in CI): pick another.
+      const lost = opts.port === undefined && stderr.includes(`listen tcp 127.0.0.1:${port}: bind: address already in use`)
+      if (!lost || attempt === 3) throw e
+    }
+  }
 }
 
 /** The cluster block of each of `size` servers routed to one another (route ports picked now, free). */
