@@ -91,20 +91,20 @@ export async function openStorage(
   // peers" then only means the meta leader does not see those peers yet (2.10.27, after a restore, for over
   // 25 s under load). It is waited out to the end of the setup deadline rather than taken as a wrong replica
   // count.
-  let streamPlaced = false
+  let streamExists = false
   let step = 'stream'
   for (let attempt = 1; ; attempt++) {
     try {
       const jsm = await jetstreamManager(nc, { timeout: 2500 })
       step = 'stream'
-      await ensureStream(jsm, replicas, () => (streamPlaced = true))
+      await ensureStream(jsm, replicas, () => (streamExists = true))
       step = 'consumer'
       await ensureDeliveryConsumer(jsm, replicas)
       return { nc, js, jsm }
     } catch (e) {
       const code = e instanceof JetStreamApiError ? e.code : 0
       const message = (e as Error).message
-      const settled = streamPlaced ? Date.now() > deadline : Date.now() > settledBy
+      const settled = streamExists ? Date.now() > deadline : Date.now() > settledBy
       if ((JETSTREAM_NOT_ENABLED.includes(code) || /not enabled/i.test(message)) && settled) {
         await nc.close()
         throw fatal(`RESOLVER_JS_CREDS: the storage account has no JetStream (${message})`)
@@ -122,7 +122,7 @@ export async function openStorage(
         await nc.close()
         throw fatal(`RESOLVER_JS_URL: JetStream did not answer (${message})`)
       }
-      log.warn({ attempt, step, streamExists: streamPlaced, err: { message } }, 'jetstream not ready, retrying')
+      log.warn({ attempt, step, streamExists, err: { message } }, 'jetstream not ready, retrying')
       await delay(Math.min(1000, 250 * attempt))
     }
   }
