@@ -120,6 +120,20 @@ function broadcastAccounts(kind: 'notify' | 'notify-batch', body: Uint8Array | s
 }
 
 /**
+ * Asks, and asks once more when unanswered but byte-identical to the stored version on its account's update
+ * subject. While the resolver broadcasts that version (the restore after a refused push of the account sends it)
+ * such a message is indistinguishable from its own broadcast's echo, which it leaves unanswered by design
+ * (services/resolver/echoes.ts). Past that window the same request must be answered like any other.
+ */
+async function askPastEcho(nc: NatsConnection, subject: string, body: Uint8Array | string, headers: MsgHdrs | undefined, known: Known): Promise<Msg | undefined> {
+  const reply = await ask(nc, subject, body, headers)
+  const [, , , id, , op] = subject.split('.')
+  const text = typeof body === 'string' ? body : new TextDecoder().decode(body)
+  const echoShaped = subject.startsWith('$SYS.REQ.ACCOUNT.') && op === 'UPDATE' && id !== undefined && known.served.get(id) === text
+  return reply === undefined && echoShaped ? ask(nc, subject, body, headers) : reply
+}
+
+/**
  * Judges one reply. `mustRefuse`: the input is bad, so the endpoint must refuse it (an error reply in its
  * dialect); otherwise any reply is fine as long as it is not a failure of ours (status >= 500).
  */
@@ -471,7 +485,7 @@ t.test('hostile input on every endpoint: always a reply, never a crash, the stor
 
   await t.test(`a corpus of ${cases.length} hostile requests`, async (t) => {
     for (const c of cases) {
-      const reply = await ask(sys, c.subject, c.body, c.headers)
+      const reply = await askPastEcho(sys, c.subject, c.body, c.headers, known)
       const problem = judge(kindOf(c.e), c.subject, reply, c.mustRefuse, known)
       if (problem !== undefined) t.fail(`${c.e.service}.${c.e.name} ${c.subject} with ${c.name}: ${problem}`)
     }
@@ -556,7 +570,7 @@ t.test('hostile input on every endpoint: always a reply, never a crash, the stor
         const kind = kindOf(e)
         // Random input may be a valid managed account (accepted, for a fresh account) or a valid notify of a
         // stored JWT; everything else this generator makes is bad, and must not be a failure of ours.
-        const reply = await ask(sys, subject, b, h)
+        const reply = await askPastEcho(sys, subject, b, h, known)
         const problem = judge(kind, subject, reply, false, known)
         if (problem !== undefined) throw new Error(`${e.service}.${e.name} ${subject}: ${problem}`)
         // A notify the notifier took is broadcast on the per-account update subject, which the resolver serves:
