@@ -96,7 +96,13 @@ t.test('30 versions of one account pushed at once through two instances end with
   t.ok(by.size >= 1, `answered by ${by.size} instance(s)`)
   const newest = versions.at(-1)!
   // the other instance's view follows the stream: under load it may take seconds to apply the last write
-  await waitFor(async () => (await mesh.lookup(id)) === newest, { ms: 15_000, what: 'the newest version stored' })
+  let served = ''
+  await waitFor(async () => (served = await mesh.lookup(id)) === newest, { ms: 15_000, what: 'the newest version stored' }).catch((e: Error) => {
+    // seen once in CI on 2.9.10, not reproduced since: say what was served and what the instances were doing
+    const name = served === '' ? 'nothing' : String(JSON.parse(Buffer.from(served.split('.')[1] ?? '', 'base64url').toString()).name)
+    const tails = [r1!, r2!].map((r) => `${r.name}: ${JSON.stringify(r.logs.slice(-15))}`).join('\n')
+    throw new Error(`${e.message}; last served: ${name}\n${tails}`)
+  })
   await waitFor(async () => [...(await appliedJwts(sys, id, 3)).values()].every((j) => j === newest) && (await appliedJwts(sys, id, 3)).size === 3, {
     ms: 20_000,
     what: 'the newest version in force on every server',
