@@ -12,6 +12,8 @@ const APPLIED_KEY = 'js-applied'
 /** What the last applied message was, so a restart can tell the stream still has it at that sequence. */
 const APPLIED_MARK_KEY = 'js-applied-mark'
 const WATCHDOG_MS = 2000
+/** At most this many idle ticks between replacements (16 s). */
+const MAX_PATIENCE = 8
 
 /**
  * This instance's local copy of the stream, in LevelDB: every message is applied in stream order, together
@@ -66,14 +68,24 @@ export class StreamView {
   async start(js: JetStreamClient, jsm: JetStreamManager): Promise<void> {
     this.running = this.follow(js)
     let seen = this.applied
+    // Ticks without progress before the next replacement: doubled after each replacement that brought none, so
+    // a consumer that takes longer than a tick to be created and deliver (a loaded server) is not replaced
+    // before it can, again and again.
+    let patience = 1
+    let idle = 0
     this.watchdog = setInterval(() => {
       void jsm.streams
         .info(STREAM)
         .then((info) => (this.wanted = Math.max(this.wanted, info.state.last_seq)))
         .catch(() => undefined)
-      if (this.wanted > this.applied && this.applied === seen) {
-        this.log.warn({ applied: this.applied, wanted: this.wanted }, 'the local view is stalled; following the stream anew')
+      if (this.applied !== seen) {
+        patience = 1
+        idle = 0
+      } else if (this.wanted > this.applied && ++idle >= patience) {
+        this.log.warn({ applied: this.applied, wanted: this.wanted, idleMs: idle * WATCHDOG_MS }, 'the local view is stalled; following the stream anew')
         this.messages?.stop()
+        patience = Math.min(patience * 2, MAX_PATIENCE)
+        idle = 0
       }
       seen = this.applied
     }, WATCHDOG_MS)
